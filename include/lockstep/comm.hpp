@@ -1,0 +1,59 @@
+// Communicators: the only place ranks talk to each other. One interface; implementations for a
+// single process (SelfComm) and for MPI (MpiComm over a duplicate of MPI_COMM_WORLD). Every
+// rank must make the same calls in the same order (invariant 1); the agreement helpers reduce
+// a local decision so that control flow changes identically everywhere.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lockstep {
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Rank and count among the ranks on this node (from a shared-memory split).
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+  virtual std::string host() const = 0;
+
+  // In-place SUM across ranks.
+  virtual void allreduce_sum(float* x, size_t n) = 0;
+  virtual void allreduce_sum(double* x, size_t n) = 0;
+  virtual void allreduce_sum(int64_t* x, size_t n) = 0;
+  virtual void allreduce_max(double* x, size_t n) = 0;
+  virtual void allreduce_min(double* x, size_t n) = 0;
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  // Gathers `bytes` from every rank into out (size() * bytes), on every rank.
+  virtual void allgather(const void* in, size_t bytes, void* out) = 0;
+  virtual void barrier() = 0;
+
+  // Agreement helpers (collective).
+  bool all_true(bool local);
+  bool any_true(bool local);
+  void broadcast_string(std::string& s, int root);
+};
+
+// One process, no MPI calls: collectives are identities.
+std::unique_ptr<Comm> make_self_comm();
+
+// MPI over a duplicate of MPI_COMM_WORLD, errors returned (and thrown) rather than fatal.
+// MPI must already be initialised.
+std::unique_ptr<Comm> make_mpi_comm();
+
+// Initialises MPI on construction, finalises on destruction (when initialised here).
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  // Ends every rank of the job at once; used when one rank fails alone.
+  [[noreturn]] static void abort_all(int code);
+};
+
+}  // namespace lockstep

@@ -1,0 +1,106 @@
+// The training loop: for each epoch, for each global batch, every rank runs forward and
+// backward on its slice, the gradient sums are allreduced, and the optimizer makes one fused
+// pass. All buffers are sized before the first step; the step loop does not allocate.
+// Decisions that change control flow (early stopping, max_steps) are agreed across ranks.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lockstep/backend.hpp"
+#include "lockstep/comm.hpp"
+#include "lockstep/config.hpp"
+#include "lockstep/dataset.hpp"
+#include "lockstep/early_stop.hpp"
+#include "lockstep/evaluate.hpp"
+#include "lockstep/model.hpp"
+#include "lockstep/optimizer.hpp"
+#include "lockstep/sharder.hpp"
+
+namespace lockstep {
+
+// Where training stands; with the weights and optimizer state this is all a resume needs.
+struct TrainerState {
+  int64_t epoch = 0;          // current epoch, 0-based
+  int64_t step_in_epoch = 0;  // next global batch of the epoch; its first sample is step_in_epoch * batch
+  int64_t global_step = 0;    // optimizer steps taken
+  EarlyStopState early;
+};
+
+// What one optimizer step did (identical on every rank).
+struct StepRecord {
+  int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
+  int64_t samples = 0;   // global batch size of this step
+  double lr = 0.0;
+  double loss = 0.0;     // mean over the global batch
+  double grad_norm = 0.0;
+};
+
+struct EpochRecord {
+  int64_t epoch = 0, global_step = 0;
+  double train_loss = 0.0, train_accuracy = 0.0;
+  std::optional<EvalResult> val, test;
+  double lr = 0.0;
+  double seconds = 0.0, compute_seconds = 0.0, allreduce_seconds = 0.0, data_seconds = 0.0;
+  double samples_per_second = 0.0;
+  bool stopped_early = false;
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> epochs;
+  int64_t steps = 0;
+  bool stopped_early = false;
+};
+
+struct TrainerOptions {
+  std::ostream* log = nullptr;      // rank-0 progress lines; null: quiet
+  std::string metrics_path;         // metrics.jsonl written by rank 0; empty: none
+  std::function<void(const StepRecord&)> on_step;  // called on every rank after each step
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data, TrainerOptions opts = {});
+  ~Trainer();
+
+  // Trains from the current state to the end (epochs, max_steps or early stopping).
+  TrainResult run();
+
+  Mlp& model() { return *model_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  TrainerState& state() { return state_; }
+  const Sharder& sharder() const { return *sharder_; }
+  int64_t total_steps() const;
+  EvalResult evaluate(const DataSource& data);
+
+ private:
+  StepRecord train_step(int64_t step_in_epoch, const std::vector<int64_t>& order, EpochRecord& acc,
+                        double& epoch_loss, int64_t& epoch_correct);
+  void finish_epoch(EpochRecord& rec, TrainResult& result);
+
+  Config cfg_;
+  Comm* comm_;
+  Backend* backend_;
+  Datasets data_;
+  TrainerOptions opts_;
+  std::unique_ptr<Mlp> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Sharder> sharder_;
+  std::unique_ptr<Evaluator> evaluator_;
+  std::unique_ptr<Workspace> ws_;
+  EarlyStopping early_;
+  TrainerState state_;
+  // Step buffers, sized once.
+  int64_t max_local_rows_ = 0;  // largest micro-batch on any rank
+  std::vector<float> x_host_;
+  std::vector<int32_t> y_host_;
+  Buffer<float> x_;
+  Buffer<int32_t> y_;
+  std::vector<int64_t> order_;
+};
+
+}  // namespace lockstep

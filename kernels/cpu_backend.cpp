@@ -1,0 +1,153 @@
+// The CPU backend: OpenBLAS for GEMM, plain loops around the shared element math for the rest.
+// Each loop reads and writes every buffer once (bias+activation and its gradient are fused).
+#include <cblas.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/softmax_xent.hpp"
+#include "lockstep/backend.hpp"
+#include "lockstep/check.hpp"
+
+namespace lockstep {
+namespace {
+
+template <Activation A>
+void bias_act_forward_loop(int rows, int cols, const float* bias, float* z, float* y) {
+  for (int r = 0; r < rows; ++r) {
+    float* zr = z + static_cast<size_t>(r) * cols;
+    float* yr = y + static_cast<size_t>(r) * cols;
+    for (int j = 0; j < cols; ++j) {
+      const float v = zr[j] + bias[j];
+      zr[j] = v;
+      yr[j] = act_forward<A>(v);
+    }
+  }
+}
+
+template <Activation A>
+void bias_act_backward_loop(int rows, int cols, const float* z, const float* y, float* dy,
+                            float* dbias, bool accumulate) {
+  if (!accumulate) std::memset(dbias, 0, sizeof(float) * cols);
+  for (int r = 0; r < rows; ++r) {
+    const size_t o = static_cast<size_t>(r) * cols;
+    for (int j = 0; j < cols; ++j) {
+      const float d = dy[o + j] * act_grad<A, float>(z[o + j], y[o + j]);
+      dy[o + j] = d;
+      dbias[j] += d;
+    }
+  }
+}
+
+template <OptimizerKind K>
+void optimizer_loop(const OptimStep& s, float* p, const float* g, float* s0, float* s1, size_t n) {
+  float dummy0 = 0.0f, dummy1 = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    float& a = s0 ? s0[i] : dummy0;
+    float& b = s1 ? s1[i] : dummy1;
+    optimizer_update<K>(s, p[i], g[i], a, b);
+  }
+}
+
+// The fast path for the optimizers with state: no per-element null checks, so it vectorizes.
+template <OptimizerKind K>
+void optimizer_loop_dense(const OptimStep& s, float* __restrict p, const float* __restrict g,
+                          float* __restrict s0, float* __restrict s1, size_t n) {
+  for (size_t i = 0; i < n; ++i) optimizer_update<K>(s, p[i], g[i], s0[i], s1[i]);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  DeviceKind kind() const override { return DeviceKind::cpu; }
+  std::string describe() const override { return "cpu (OpenBLAS)"; }
+
+  void* allocate(size_t bytes) override {
+    // 64-byte alignment: whole cache lines and full AVX-512 vectors.
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void release(void* p) noexcept override { std::free(p); }
+  void to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void fill(float* x, size_t n, float value) override {
+    for (size_t i = 0; i < n; ++i) x[i] = value;
+  }
+
+  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+            const float* B, int ldb, float beta, float* C, int ldc) override {
+    cblas_sgemm(CblasRowMajor, ta == Trans::yes ? CblasTrans : CblasNoTrans,
+                tb == Trans::yes ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+
+  void bias_act_forward(Activation act, int rows, int cols, const float* bias, float* z, float* y) override {
+    switch (act) {
+      case Activation::none: return bias_act_forward_loop<Activation::none>(rows, cols, bias, z, y);
+      case Activation::relu: return bias_act_forward_loop<Activation::relu>(rows, cols, bias, z, y);
+      case Activation::tanh: return bias_act_forward_loop<Activation::tanh>(rows, cols, bias, z, y);
+      case Activation::sigmoid: return bias_act_forward_loop<Activation::sigmoid>(rows, cols, bias, z, y);
+      case Activation::gelu: return bias_act_forward_loop<Activation::gelu>(rows, cols, bias, z, y);
+    }
+    LOCKSTEP_CHECK(false, "unknown activation ", static_cast<int>(act));
+  }
+
+  void bias_act_backward(Activation act, int rows, int cols, const float* z, const float* y, float* dy,
+                         float* dbias, bool accumulate) override {
+    switch (act) {
+      case Activation::none: return bias_act_backward_loop<Activation::none>(rows, cols, z, y, dy, dbias, accumulate);
+      case Activation::relu: return bias_act_backward_loop<Activation::relu>(rows, cols, z, y, dy, dbias, accumulate);
+      case Activation::tanh: return bias_act_backward_loop<Activation::tanh>(rows, cols, z, y, dy, dbias, accumulate);
+      case Activation::sigmoid: return bias_act_backward_loop<Activation::sigmoid>(rows, cols, z, y, dy, dbias, accumulate);
+      case Activation::gelu: return bias_act_backward_loop<Activation::gelu>(rows, cols, z, y, dy, dbias, accumulate);
+    }
+    LOCKSTEP_CHECK(false, "unknown activation ", static_cast<int>(act));
+  }
+
+  LossSums softmax_xent(int rows, int cols, const float* logits, const int32_t* labels, float* dlogits) override {
+    LossSums sums;
+    for (int r = 0; r < rows; ++r) {
+      const size_t o = static_cast<size_t>(r) * cols;
+      int argmax = 0;
+      sums.loss += xent_row(logits + o, cols, labels[r], dlogits ? dlogits + o : nullptr, &argmax);
+      sums.correct += (argmax == labels[r]) ? 1 : 0;
+    }
+    return sums;
+  }
+
+  double sum_squares(const float* x, size_t n) override {
+    // Eight independent accumulators: a fixed order (deterministic) that still pipelines.
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(x[i + k]) * x[i + k];
+    }
+    for (; i < n; ++i) acc[0] += static_cast<double>(x[i]) * x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  }
+
+  void optimizer_step(OptimizerKind kind, const OptimStep& s, float* p, const float* g, float* s0, float* s1,
+                      size_t n) override {
+    switch (kind) {
+      case OptimizerKind::sgd: return optimizer_loop<OptimizerKind::sgd>(s, p, g, s0, s1, n);
+      case OptimizerKind::momentum: return optimizer_loop<OptimizerKind::momentum>(s, p, g, s0, s1, n);
+      case OptimizerKind::adagrad: return optimizer_loop<OptimizerKind::adagrad>(s, p, g, s0, s1, n);
+      case OptimizerKind::rmsprop: return optimizer_loop<OptimizerKind::rmsprop>(s, p, g, s0, s1, n);
+      case OptimizerKind::adam:
+        LOCKSTEP_CHECK(s0 && s1, "adam needs two state buffers");
+        return optimizer_loop_dense<OptimizerKind::adam>(s, p, g, s0, s1, n);
+      case OptimizerKind::adamw:
+        LOCKSTEP_CHECK(s0 && s1, "adamw needs two state buffers");
+        return optimizer_loop_dense<OptimizerKind::adamw>(s, p, g, s0, s1, n);
+    }
+    LOCKSTEP_CHECK(false, "unknown optimizer ", static_cast<int>(kind));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace lockstep

@@ -1,0 +1,159 @@
+// Loading, overriding, printing and cross-checking the configuration (keys: config_keys.cpp).
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "config_table.hpp"
+#include "lockstep/check.hpp"
+
+namespace lockstep {
+namespace {
+
+using detail::key_table;
+using detail::KeyDef;
+
+const KeyDef* find_key(const std::string& key) {
+  for (const auto& k : key_table()) if (k.key == key) return &k;
+  return nullptr;
+}
+
+std::vector<std::string> sections() {
+  std::vector<std::string> out;
+  for (const auto& k : key_table()) {
+    const std::string s = k.key.substr(0, k.key.find('.'));
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
+  return s;
+}
+
+std::string keys_of_section(const std::string& section) {
+  std::vector<std::string> names;
+  for (const auto& k : key_table())
+    if (k.key.rfind(section + ".", 0) == 0) names.push_back(k.key.substr(section.size() + 1));
+  return join(names);
+}
+
+void set_key(Config& c, const KeyDef& def, const toml::node& value, const std::string& origin) {
+  try {
+    def.set(c, value);
+  } catch (const UserError& e) {
+    throw UserError(fmt(origin, ": key ", def.key, ": ", e.what()));
+  }
+}
+
+void apply_table(Config& c, const toml::table& root, const std::string& origin) {
+  const auto known_sections = sections();
+  for (const auto& [skey, snode] : root) {
+    const std::string section(skey.str());
+    LOCKSTEP_REQUIRE(std::find(known_sections.begin(), known_sections.end(), section) != known_sections.end(),
+                     origin, ": unknown section [", section, "] (known sections: ", join(known_sections), ")");
+    const auto* tbl = snode.as_table();
+    LOCKSTEP_REQUIRE(tbl, origin, ": '", section, "' must be a section [", section, "], not a value");
+    for (const auto& [kkey, knode] : *tbl) {
+      const std::string key = section + "." + std::string(kkey.str());
+      const KeyDef* def = find_key(key);
+      LOCKSTEP_REQUIRE(def, origin, ": unknown key '", key, "' (keys of [", section, "]: ", keys_of_section(section), ")");
+      set_key(c, *def, knode, origin);
+    }
+  }
+}
+
+toml::table parse_toml(const std::string& text, const std::string& origin) {
+  try {
+    return toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw UserError(fmt(origin, ":", where.line, ":", where.column, ": TOML syntax error: ", e.description()));
+  }
+}
+
+void apply_override(Config& c, const std::string& text) {
+  const auto eq = text.find('=');
+  LOCKSTEP_REQUIRE(eq != std::string::npos && eq > 0, "--set ", text, ": expected section.key=value");
+  const std::string key = text.substr(0, eq);
+  const std::string value = text.substr(eq + 1);
+  const KeyDef* def = find_key(key);
+  LOCKSTEP_REQUIRE(def, "--set ", text, ": unknown key '", key, "'");
+  // The value is read as TOML; a bare word that is not TOML (sgd, runs/x) is taken as a string.
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"v", value}};
+  }
+  set_key(c, *def, *parsed.get("v"), "--set " + key);
+}
+
+}  // namespace
+
+std::vector<KeyDoc> config_key_docs() {
+  const Config defaults;
+  std::vector<KeyDoc> out;
+  for (const auto& k : key_table()) out.push_back({k.key, k.type, k.show(defaults), k.doc});
+  return out;
+}
+
+Config parse_config_text(const std::string& text, const std::string& origin) {
+  Config c;
+  apply_table(c, parse_toml(text, origin), origin);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config c;
+  if (!path.empty()) {
+    std::ifstream f(path);
+    LOCKSTEP_REQUIRE(f.good(), "config file ", path, ": cannot be read");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    apply_table(c, parse_toml(ss.str(), path), path);
+  }
+  for (const auto& o : overrides) apply_override(c, o);
+  return c;
+}
+
+std::string config_to_toml(const Config& c) {
+  std::ostringstream os;
+  std::string current;
+  for (const auto& k : key_table()) {
+    const auto dot = k.key.find('.');
+    const std::string section = k.key.substr(0, dot);
+    if (section != current) {
+      os << (current.empty() ? "" : "\n") << "[" << section << "]\n";
+      current = section;
+    }
+    os << k.key.substr(dot + 1) << " = " << k.show(c) << "\n";
+  }
+  return os.str();
+}
+
+void validate_config(const Config& c, int world_size) {
+  const auto& layers = c.model.layers;
+  LOCKSTEP_REQUIRE(layers.size() >= 2, "model.layers: needs at least an input and an output width, got ",
+                   layers.size(), " entries");
+  LOCKSTEP_REQUIRE(layers.back() == c.data.classes, "model.layers: the last width (", layers.back(),
+                   ") must equal data.classes (", c.data.classes, ")");
+  LOCKSTEP_REQUIRE(c.train.batch_size >= world_size, "train.batch_size: the global batch (", c.train.batch_size,
+                   ") is smaller than the number of ranks (", world_size, "); every rank needs a sample");
+  LOCKSTEP_REQUIRE(c.train.batch_size >= c.train.grad_accum * world_size, "train.grad_accum: ", c.train.grad_accum,
+                   " micro-batches per rank need a global batch of at least ", c.train.grad_accum * world_size,
+                   " (train.batch_size is ", c.train.batch_size, ")");
+  LOCKSTEP_REQUIRE(!c.early_stopping.enabled || c.data.val_size > 0,
+                   "early_stopping.enabled: needs a validation set (data.val_size > 0)");
+  LOCKSTEP_REQUIRE(!c.data.train_images.empty() && !c.data.train_labels.empty(),
+                   "data.train_images / data.train_labels: the training data must be given");
+  LOCKSTEP_REQUIRE(c.data.test_images.empty() == c.data.test_labels.empty(),
+                   "data.test_images / data.test_labels: give both or neither");
+}
+
+std::string run_dir_of(const Config& c) { return c.run.dir.empty() ? "runs/" + c.run.name : c.run.dir; }
+
+}  // namespace lockstep

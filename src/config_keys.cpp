@@ -1,0 +1,290 @@
+// Every configuration key, once: name, type and range, default (from config.hpp's initialisers)
+// and documentation. Adding a key means adding one line here and a member in config.hpp.
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "config_table.hpp"
+#include "lockstep/check.hpp"
+
+namespace lockstep {
+namespace {
+
+template <typename E>
+using NameTable = std::vector<std::pair<const char*, E>>;
+
+const NameTable<Activation>& activation_names() {
+  static const NameTable<Activation> t{{"relu", Activation::relu}, {"tanh", Activation::tanh},
+                                       {"sigmoid", Activation::sigmoid}, {"gelu", Activation::gelu},
+                                       {"none", Activation::none}};
+  return t;
+}
+const NameTable<OptimizerKind>& optimizer_names() {
+  static const NameTable<OptimizerKind> t{{"sgd", OptimizerKind::sgd},         {"momentum", OptimizerKind::momentum},
+                                          {"adam", OptimizerKind::adam},       {"adamw", OptimizerKind::adamw},
+                                          {"adagrad", OptimizerKind::adagrad}, {"rmsprop", OptimizerKind::rmsprop}};
+  return t;
+}
+const NameTable<ScheduleKind>& schedule_names() {
+  static const NameTable<ScheduleKind> t{{"constant", ScheduleKind::constant}, {"step", ScheduleKind::step},
+                                         {"exponential", ScheduleKind::exponential}, {"cosine", ScheduleKind::cosine}};
+  return t;
+}
+const NameTable<Normalize>& normalize_names() {
+  static const NameTable<Normalize> t{{"scale", Normalize::scale}, {"standardize", Normalize::standardize}};
+  return t;
+}
+const NameTable<InitKind>& init_names() {
+  static const NameTable<InitKind> t{{"auto", InitKind::auto_}, {"he", InitKind::he}, {"xavier", InitKind::xavier}};
+  return t;
+}
+const NameTable<StopMetric>& metric_names() {
+  static const NameTable<StopMetric> t{{"val_loss", StopMetric::val_loss}, {"val_accuracy", StopMetric::val_accuracy}};
+  return t;
+}
+const NameTable<DeviceChoice>& device_names() {
+  static const NameTable<DeviceChoice> t{{"cpu", DeviceChoice::cpu}, {"cuda", DeviceChoice::cuda}, {"auto", DeviceChoice::auto_}};
+  return t;
+}
+
+template <typename E>
+std::string name_of(const NameTable<E>& t, E v) {
+  for (const auto& [n, e] : t) if (e == v) return n;
+  return "?";
+}
+
+template <typename E>
+std::string choices(const NameTable<E>& t) {
+  std::string s;
+  for (const auto& [n, e] : t) s += (s.empty() ? "" : ", ") + std::string(n);
+  return s;
+}
+
+std::string quoted(const std::string& s) {
+  std::ostringstream os;
+  os << toml::value<std::string>(s);
+  return os.str();
+}
+
+std::string show_double(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  std::string s = os.str();
+  // TOML needs a '.' or exponent to read a float back as a float.
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+// Member accessors: a lambda from Config& to the member's reference.
+template <typename Get>
+auto& member(Get get, const Config& c) { return get(const_cast<Config&>(c)); }
+
+using detail::KeyDef;
+
+template <typename Get>
+KeyDef float_key(std::string key, std::string doc, Get get, double lo, double hi, bool lo_open = false) {
+  std::string type = "float";
+  if (lo_open) type += fmt(" > ", lo);
+  else if (lo > -std::numeric_limits<double>::infinity()) type += fmt(" >= ", lo);
+  if (hi < std::numeric_limits<double>::infinity()) type += fmt(", <= ", hi);
+  return KeyDef{key, type, doc,
+                [=](Config& c, const toml::node& n) {
+                  auto v = n.value<double>();
+                  LOCKSTEP_REQUIRE(v && (n.is_floating_point() || n.is_integer()), "expected a number");
+                  LOCKSTEP_REQUIRE(std::isfinite(*v), "must be finite, got ", *v);
+                  LOCKSTEP_REQUIRE(lo_open ? *v > lo : *v >= lo, "must be ", lo_open ? "> " : ">= ", lo, ", got ", *v);
+                  LOCKSTEP_REQUIRE(*v <= hi, "must be <= ", hi, ", got ", *v);
+                  get(c) = *v;
+                },
+                [=](const Config& c) { return show_double(member(get, c)); }};
+}
+
+template <typename Get>
+KeyDef int_key(std::string key, std::string doc, Get get, int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max()) {
+  std::string type = fmt("integer >= ", lo);
+  if (hi < std::numeric_limits<int64_t>::max()) type += fmt(", <= ", hi);
+  return KeyDef{key, type, doc,
+                [=](Config& c, const toml::node& n) {
+                  LOCKSTEP_REQUIRE(n.is_integer(), "expected an integer");
+                  const int64_t v = *n.value<int64_t>();
+                  LOCKSTEP_REQUIRE(v >= lo && v <= hi, "must be ", v < lo ? fmt(">= ", lo) : fmt("<= ", hi), ", got ", v);
+                  using T = std::remove_reference_t<decltype(get(c))>;
+                  get(c) = static_cast<T>(v);
+                },
+                [=](const Config& c) { return fmt(member(get, c)); }};
+}
+
+template <typename Get>
+KeyDef bool_key(std::string key, std::string doc, Get get) {
+  return KeyDef{key, "bool", doc,
+                [=](Config& c, const toml::node& n) {
+                  LOCKSTEP_REQUIRE(n.is_boolean(), "expected true or false");
+                  get(c) = *n.value<bool>();
+                },
+                [=](const Config& c) { return std::string(member(get, c) ? "true" : "false"); }};
+}
+
+template <typename Get>
+KeyDef string_key(std::string key, std::string doc, Get get) {
+  return KeyDef{key, "string", doc,
+                [=](Config& c, const toml::node& n) {
+                  LOCKSTEP_REQUIRE(n.is_string(), "expected a string");
+                  get(c) = *n.value<std::string>();
+                },
+                [=](const Config& c) { return quoted(member(get, c)); }};
+}
+
+template <typename E, typename Get>
+KeyDef enum_key(std::string key, std::string doc, Get get, const NameTable<E>& names) {
+  return KeyDef{key, "one of: " + choices(names), doc,
+                [=, &names](Config& c, const toml::node& n) {
+                  LOCKSTEP_REQUIRE(n.is_string(), "expected a string, one of: ", choices(names));
+                  const std::string v = *n.value<std::string>();
+                  for (const auto& [name, e] : names) {
+                    if (v == name) {
+                      get(c) = e;
+                      return;
+                    }
+                  }
+                  throw UserError(fmt("unknown value \"", v, "\" (expected one of: ", choices(names), ")"));
+                },
+                [=, &names](const Config& c) { return quoted(name_of(names, member(get, c))); }};
+}
+
+template <typename Get>
+KeyDef int_list_key(std::string key, std::string doc, Get get, int64_t lo) {
+  return KeyDef{key, fmt("list of integers >= ", lo), doc,
+                [=](Config& c, const toml::node& n) {
+                  const auto* arr = n.as_array();
+                  LOCKSTEP_REQUIRE(arr, "expected a list of integers, e.g. [784, 256, 10]");
+                  std::vector<int64_t> out;
+                  for (size_t i = 0; i < arr->size(); ++i) {
+                    const auto& e = *arr->get(i);
+                    LOCKSTEP_REQUIRE(e.is_integer(), "element ", i, " is not an integer");
+                    const int64_t v = *e.value<int64_t>();
+                    LOCKSTEP_REQUIRE(v >= lo, "element ", i, " is ", v, " (must be >= ", lo, ")");
+                    out.push_back(v);
+                  }
+                  get(c) = out;
+                },
+                [=](const Config& c) {
+                  std::string s = "[";
+                  const auto& v = member(get, c);
+                  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt(v[i]);
+                  return s + "]";
+                }};
+}
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::vector<KeyDef> build_table() {
+  std::vector<KeyDef> t;
+  // [run]
+  t.push_back(string_key("run.name", "name of the run; the run directory defaults to runs/<name>",
+                         [](Config& c) -> auto& { return c.run.name; }));
+  t.push_back(string_key("run.dir", "run directory (metrics.jsonl, config.toml, checkpoints); empty: runs/<name>",
+                         [](Config& c) -> auto& { return c.run.dir; }));
+  t.push_back(int_key("run.seed", "seed of initial weights, validation split and data order",
+                      [](Config& c) -> auto& { return c.run.seed; }, 0));
+  t.push_back(enum_key("run.device", "compute device; auto uses a GPU when one is usable",
+                       [](Config& c) -> auto& { return c.run.device; }, device_names()));
+  // [data]
+  t.push_back(string_key("data.train_images", "training images (IDX, raw or gzip)",
+                         [](Config& c) -> auto& { return c.data.train_images; }));
+  t.push_back(string_key("data.train_labels", "training labels (IDX, raw or gzip)",
+                         [](Config& c) -> auto& { return c.data.train_labels; }));
+  t.push_back(string_key("data.test_images", "test images (IDX); empty: no test set",
+                         [](Config& c) -> auto& { return c.data.test_images; }));
+  t.push_back(string_key("data.test_labels", "test labels (IDX)",
+                         [](Config& c) -> auto& { return c.data.test_labels; }));
+  t.push_back(int_key("data.classes", "number of classes; labels must lie in [0, classes)",
+                      [](Config& c) -> auto& { return c.data.classes; }, 2, 1 << 20));
+  t.push_back(int_key("data.val_size", "training samples held out for validation (chosen by run.seed); 0: none",
+                      [](Config& c) -> auto& { return c.data.val_size; }, 0));
+  t.push_back(enum_key("data.normalize", "pixel scaling: scale to [0,1], or standardize with the training set's mean/std",
+                       [](Config& c) -> auto& { return c.data.normalize; }, normalize_names()));
+  t.push_back(int_key("data.eval_batch", "rows per forward pass when evaluating",
+                      [](Config& c) -> auto& { return c.data.eval_batch; }, 1));
+  // [model]
+  t.push_back(int_list_key("model.layers", "layer widths from input to classes, e.g. [784, 256, 128, 10]",
+                           [](Config& c) -> auto& { return c.model.layers; }, 1));
+  t.push_back(enum_key("model.activation", "activation of the hidden layers (the output layer is linear)",
+                       [](Config& c) -> auto& { return c.model.activation; }, activation_names()));
+  t.push_back(enum_key("model.init", "weight initialisation; auto: He for relu/gelu, Xavier otherwise",
+                       [](Config& c) -> auto& { return c.model.init; }, init_names()));
+  // [train]
+  t.push_back(int_key("train.epochs", "passes over the training set",
+                      [](Config& c) -> auto& { return c.train.epochs; }, 1));
+  t.push_back(int_key("train.batch_size", "global batch: samples per optimizer step, summed over all ranks",
+                      [](Config& c) -> auto& { return c.train.batch_size; }, 1));
+  t.push_back(int_key("train.grad_accum", "micro-batches per optimizer step on each rank (one allreduce per step)",
+                      [](Config& c) -> auto& { return c.train.grad_accum; }, 1));
+  t.push_back(bool_key("train.drop_last", "drop the last partial batch of each epoch",
+                       [](Config& c) -> auto& { return c.train.drop_last; }));
+  t.push_back(int_key("train.max_steps", "stop after this many optimizer steps in total; 0: no limit",
+                      [](Config& c) -> auto& { return c.train.max_steps; }, 0));
+  t.push_back(bool_key("train.progress", "progress bar on rank 0 while an epoch runs (only on a terminal)",
+                       [](Config& c) -> auto& { return c.train.progress; }));
+  // [optimizer]
+  t.push_back(enum_key("optimizer.name", "update rule", [](Config& c) -> auto& { return c.optimizer.name; },
+                       optimizer_names()));
+  t.push_back(float_key("optimizer.lr", "base learning rate", [](Config& c) -> auto& { return c.optimizer.lr; },
+                        0.0, kInf, true));
+  t.push_back(float_key("optimizer.momentum", "momentum coefficient (momentum)",
+                        [](Config& c) -> auto& { return c.optimizer.momentum; }, 0.0, 1.0));
+  t.push_back(bool_key("optimizer.nesterov", "Nesterov momentum (momentum)",
+                       [](Config& c) -> auto& { return c.optimizer.nesterov; }));
+  t.push_back(float_key("optimizer.beta1", "first-moment decay (adam, adamw)",
+                        [](Config& c) -> auto& { return c.optimizer.beta1; }, 0.0, 1.0));
+  t.push_back(float_key("optimizer.beta2", "second-moment decay (adam, adamw)",
+                        [](Config& c) -> auto& { return c.optimizer.beta2; }, 0.0, 1.0));
+  t.push_back(float_key("optimizer.eps", "denominator epsilon (adam, adamw, adagrad, rmsprop)",
+                        [](Config& c) -> auto& { return c.optimizer.eps; }, 0.0, kInf, true));
+  t.push_back(float_key("optimizer.alpha", "squared-gradient smoothing (rmsprop)",
+                        [](Config& c) -> auto& { return c.optimizer.alpha; }, 0.0, 1.0));
+  t.push_back(float_key("optimizer.weight_decay", "L2 penalty (decoupled for adamw)",
+                        [](Config& c) -> auto& { return c.optimizer.weight_decay; }, 0.0, kInf));
+  t.push_back(float_key("optimizer.clip_norm", "clip the averaged gradient to this global L2 norm; 0: off",
+                        [](Config& c) -> auto& { return c.optimizer.clip_norm; }, 0.0, kInf));
+  // [schedule]
+  t.push_back(enum_key("schedule.kind", "learning-rate decay after warmup",
+                       [](Config& c) -> auto& { return c.schedule.kind; }, schedule_names()));
+  t.push_back(int_key("schedule.warmup_steps", "linear warmup from lr/warmup_steps to lr over this many steps",
+                      [](Config& c) -> auto& { return c.schedule.warmup_steps; }, 0));
+  t.push_back(int_key("schedule.step_size", "step: multiply by gamma every step_size steps",
+                      [](Config& c) -> auto& { return c.schedule.step_size; }, 1));
+  t.push_back(float_key("schedule.gamma", "step/exponential decay factor",
+                        [](Config& c) -> auto& { return c.schedule.gamma; }, 0.0, 1.0, true));
+  t.push_back(int_key("schedule.decay_steps", "exponential: lr * gamma^(t / decay_steps)",
+                      [](Config& c) -> auto& { return c.schedule.decay_steps; }, 1));
+  t.push_back(float_key("schedule.min_lr", "cosine: the learning rate at the last step",
+                        [](Config& c) -> auto& { return c.schedule.min_lr; }, 0.0, kInf));
+  // [early_stopping]
+  t.push_back(bool_key("early_stopping.enabled", "stop when the validation metric stops improving",
+                       [](Config& c) -> auto& { return c.early_stopping.enabled; }));
+  t.push_back(enum_key("early_stopping.metric", "metric watched",
+                       [](Config& c) -> auto& { return c.early_stopping.metric; }, metric_names()));
+  t.push_back(int_key("early_stopping.patience", "epochs without improvement before stopping",
+                      [](Config& c) -> auto& { return c.early_stopping.patience; }, 1));
+  t.push_back(float_key("early_stopping.min_delta", "smallest change that counts as an improvement",
+                        [](Config& c) -> auto& { return c.early_stopping.min_delta; }, 0.0, kInf));
+  return t;
+}
+
+}  // namespace
+
+namespace detail {
+const std::vector<KeyDef>& key_table() {
+  static const std::vector<KeyDef> table = build_table();  // immutable after construction
+  return table;
+}
+}  // namespace detail
+
+std::string to_string(Activation a) { return name_of(activation_names(), a); }
+std::string to_string(OptimizerKind k) { return name_of(optimizer_names(), k); }
+std::string to_string(ScheduleKind k) { return name_of(schedule_names(), k); }
+std::string to_string(DeviceChoice d) { return name_of(device_names(), d); }
+
+}  // namespace lockstep

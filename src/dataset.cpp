@@ -1,0 +1,137 @@
+// In-memory datasets, subsets and the validation split (see dataset.hpp).
+#include "lockstep/dataset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "lockstep/check.hpp"
+#include "lockstep/idx.hpp"
+#include "lockstep/rng.hpp"
+
+namespace lockstep {
+
+MemoryData::MemoryData(std::string name, int64_t dim, int classes, std::vector<float> features,
+                       std::vector<int32_t> labels)
+    : name_(std::move(name)), dim_(dim), classes_(classes), features_(std::move(features)), labels_(std::move(labels)) {
+  LOCKSTEP_CHECK(features_.size() == labels_.size() * static_cast<size_t>(dim_), "feature/label size mismatch");
+}
+
+void MemoryData::gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const {
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(dim_);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto r = static_cast<size_t>(rows[i]);
+    std::memcpy(X + static_cast<size_t>(i) * dim_, features_.data() + r * dim_, row_bytes);
+    y[i] = labels_[r];
+  }
+}
+
+SubsetData::SubsetData(std::shared_ptr<const DataSource> base, std::vector<int64_t> rows, std::string name)
+    : base_(std::move(base)), rows_(std::move(rows)), name_(std::move(name)) {}
+
+void SubsetData::reserve(int64_t max_rows) const {
+  if (static_cast<int64_t>(mapped_.size()) < max_rows) mapped_.resize(static_cast<size_t>(max_rows));
+  base_->reserve(max_rows);
+}
+
+void SubsetData::gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const {
+  reserve(n);  // a no-op once reserve() has sized the scratch
+  for (int64_t i = 0; i < n; ++i) mapped_[i] = rows_[static_cast<size_t>(rows[i])];
+  base_->gather(mapped_.data(), n, X, y);
+}
+
+std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes) {
+  const IdxArray img = read_idx(images);
+  const IdxArray lab = read_idx(labels);
+  LOCKSTEP_REQUIRE(img.dims.size() >= 2, images, ": an image file needs at least 2 dimensions, found ",
+                   img.dims.size(), " (is it a label file?)");
+  LOCKSTEP_REQUIRE(lab.dims.size() == 1, labels, ": a label file has 1 dimension, found ", lab.dims.size(),
+                   " (is it an image file?)");
+  LOCKSTEP_REQUIRE(img.items() == lab.items(), "image and label counts disagree: ", images, " has ", img.items(),
+                   " images but ", labels, " has ", lab.items(), " labels");
+  const int64_t n = img.items(), dim = img.item_size();
+  std::vector<int32_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = idx_value(lab, i);
+    LOCKSTEP_REQUIRE(v >= 0 && v < classes && v == std::floor(v), labels, ": row ", i, ": label ", v,
+                     " is outside [0, ", classes, ") (data.classes = ", classes, ")");
+    y[i] = static_cast<int32_t>(v);
+  }
+  std::vector<float> x(static_cast<size_t>(n * dim));
+  if (img.type == IdxType::u8) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(img.data[i]) * (1.0f / 255.0f);
+  } else {
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double v = idx_value(img, static_cast<int64_t>(i));
+      LOCKSTEP_REQUIRE(std::isfinite(v), images, ": row ", static_cast<int64_t>(i) / dim, ": non-finite value");
+      x[i] = static_cast<float>(v);
+    }
+  }
+  return std::make_unique<MemoryData>(images, dim, classes, std::move(x), std::move(y));
+}
+
+SplitRows holdout_split(int64_t n, int64_t val_size, uint64_t seed) {
+  LOCKSTEP_REQUIRE(val_size < n, "data.val_size: ", val_size, " validation samples leave none of the ", n,
+                   " training samples for training");
+  std::vector<int64_t> perm;
+  Rng rng(seed, Stream::split);
+  random_permutation(rng, n, perm);
+  SplitRows s;
+  s.val.assign(perm.begin(), perm.begin() + val_size);
+  s.train.assign(perm.begin() + val_size, perm.end());
+  // Sorted rows: the subsets read the base in file order; the epoch order comes from the sharder.
+  std::sort(s.val.begin(), s.val.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+namespace {
+
+void check_width(const DataSource& d, int64_t input_dim) {
+  LOCKSTEP_REQUIRE(d.dim() == input_dim, d.name(), ": samples have ", d.dim(),
+                   " features but the model's input width (model.layers[0]) is ", input_dim);
+}
+
+}  // namespace
+
+Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed) {
+  std::shared_ptr<MemoryData> full = load_idx_pair(cfg.train_images, cfg.train_labels, cfg.classes);
+  check_width(*full, input_dim);
+  std::shared_ptr<MemoryData> test;
+  if (!cfg.test_images.empty()) {
+    test = load_idx_pair(cfg.test_images, cfg.test_labels, cfg.classes);
+    check_width(*test, input_dim);
+  }
+  SplitRows split = holdout_split(full->size(), cfg.val_size, seed);
+
+  Datasets out;
+  if (cfg.normalize == Normalize::standardize) {
+    // One mean and deviation over the training rows only, applied to every set alike.
+    double sum = 0.0, sq = 0.0;
+    const auto& f = full->features();
+    for (int64_t r : split.train) {
+      const float* row = f.data() + static_cast<size_t>(r) * input_dim;
+      for (int64_t j = 0; j < input_dim; ++j) {
+        sum += row[j];
+        sq += static_cast<double>(row[j]) * row[j];
+      }
+    }
+    const double count = static_cast<double>(split.train.size()) * static_cast<double>(input_dim);
+    out.mean = sum / count;
+    out.stddev = std::sqrt(std::max(sq / count - out.mean * out.mean, 1e-12));
+    for (MemoryData* d : {full.get(), test.get()}) {
+      if (!d) continue;
+      for (float& v : d->features()) v = static_cast<float>((v - out.mean) / out.stddev);
+    }
+  }
+  if (split.val.empty()) {
+    out.train = full;
+  } else {
+    out.train = std::make_shared<SubsetData>(full, std::move(split.train), full->name() + " (training part)");
+    out.val = std::make_shared<SubsetData>(full, std::move(split.val), full->name() + " (validation part)");
+  }
+  out.test = test;
+  return out;
+}
+
+}  // namespace lockstep

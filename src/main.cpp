@@ -1,0 +1,30 @@
+// lockstep's entry point: start MPI, set up the process, run the command line, and turn any
+// error into one message and an exit of every rank (invariant 7).
+#include <exception>
+#include <iostream>
+
+#include "cli.hpp"
+#include "lockstep/check.hpp"
+#include "lockstep/comm.hpp"
+#include "lockstep/exit_codes.hpp"
+#include "lockstep/runtime.hpp"
+
+int main(int argc, char** argv) {
+  using namespace lockstep;
+  MpiSession mpi(&argc, &argv);
+  std::unique_ptr<Comm> comm;
+  try {
+    comm = make_mpi_comm();
+    enable_flush_to_zero();
+    configure_blas_threads();
+    return run_cli(argc, argv, *comm);
+  } catch (const AgreedFailure& f) {
+    // Every rank saw the failure and one of them already printed it: a clean, collective exit.
+    return f.exit_code;
+  } catch (const std::exception& e) {
+    // A failure on this rank alone: the others may be waiting in a collective, so end them all.
+    std::cerr << "lockstep: error on rank " << (comm ? comm->rank() : -1) << " (" << (comm ? comm->host() : "?")
+              << "): " << e.what() << std::endl;
+    MpiSession::abort_all(exit_code::internal_error);
+  }
+}

@@ -1,0 +1,67 @@
+// Optimizer state and the per-step scalars of the fused update (see optimizer.hpp).
+#include "lockstep/optimizer.hpp"
+
+#include <cmath>
+
+#include "lockstep/check.hpp"
+
+namespace lockstep {
+
+Optimizer::Optimizer(Backend& backend, const OptimizerConfig& cfg, size_t n_params)
+    : backend_(&backend), cfg_(cfg), n_(n_params) {
+  for (int i = 0; i < state_count(); ++i) {
+    state_[i] = Buffer<float>(backend, n_params);
+    backend.fill(state_[i].data(), n_params, 0.0f);
+  }
+}
+
+StepStats clip_stats(double sum_sq_of_sums, int64_t batch_samples, double clip_norm) {
+  StepStats s;
+  s.grad_norm = std::sqrt(sum_sq_of_sums) / static_cast<double>(batch_samples);
+  if (clip_norm > 0.0) {
+    const double coef = clip_norm / (s.grad_norm + 1e-6);
+    if (coef < 1.0) s.clip_coef = coef;
+  }
+  return s;
+}
+
+OptimStep Optimizer::make_step(double lr, double grad_scale) const {
+  OptimStep s;
+  const auto t = static_cast<double>(steps_ + 1);
+  s.lr = static_cast<float>(lr);
+  s.grad_scale = static_cast<float>(grad_scale);
+  s.weight_decay = static_cast<float>(cfg_.weight_decay);
+  s.momentum = static_cast<float>(cfg_.momentum);
+  s.nesterov = cfg_.nesterov ? 1 : 0;
+  s.beta1 = static_cast<float>(cfg_.beta1);
+  s.beta2 = static_cast<float>(cfg_.beta2);
+  s.eps = static_cast<float>(cfg_.eps);
+  s.alpha = static_cast<float>(cfg_.alpha);
+  s.step_size = static_cast<float>(lr / (1.0 - std::pow(cfg_.beta1, t)));
+  s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(cfg_.beta2, t)));
+  return s;
+}
+
+StepStats Optimizer::step(float* params, const float* grads, double lr, int64_t batch_samples) {
+  LOCKSTEP_CHECK(batch_samples > 0, "optimizer step over an empty batch");
+  // The norm is only needed for clipping and for metrics; one extra read of the gradients.
+  const StepStats st = clip_stats(backend_->sum_squares(grads, n_), batch_samples, cfg_.clip_norm);
+  const OptimStep s = make_step(lr, st.clip_coef / static_cast<double>(batch_samples));
+  backend_->optimizer_step(cfg_.name, s, params, grads, state_[0].data(), state_[1].data(), n_);
+  ++steps_;
+  return st;
+}
+
+std::vector<float> Optimizer::get_state(int i) const {
+  LOCKSTEP_CHECK(i >= 0 && i < state_count(), "optimizer state index ", i);
+  std::vector<float> host(n_);
+  backend_->to_host(host.data(), state_[i].data(), n_ * sizeof(float));
+  return host;
+}
+
+void Optimizer::set_state(int i, const std::vector<float>& host) {
+  LOCKSTEP_CHECK(i >= 0 && i < state_count() && host.size() == n_, "optimizer state ", i, " size ", host.size());
+  backend_->to_device(state_[i].data(), host.data(), n_ * sizeof(float));
+}
+
+}  // namespace lockstep

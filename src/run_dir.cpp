@@ -1,0 +1,70 @@
+// Run directory files (see run_dir.hpp).
+#include "lockstep/run_dir.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lockstep/check.hpp"
+
+namespace lockstep {
+
+void ensure_directory(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  LOCKSTEP_REQUIRE(!ec, "run directory ", dir, ": cannot be created (", ec.message(), ")");
+  LOCKSTEP_REQUIRE(std::filesystem::is_directory(dir), "run directory ", dir, ": exists and is not a directory");
+  LOCKSTEP_REQUIRE(::access(dir.c_str(), W_OK) == 0, "run directory ", dir, ": not writable (", std::strerror(errno), ")");
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    LOCKSTEP_REQUIRE(f.good(), path, ": cannot write (", std::strerror(errno), ")");
+    f << text;
+    f.flush();
+    LOCKSTEP_REQUIRE(f.good(), path, ": write failed (", std::strerror(errno), ")");
+  }
+  LOCKSTEP_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": rename failed (", std::strerror(errno), ")");
+}
+
+std::string epoch_json(const EpochRecord& r) {
+  nlohmann::json j;
+  j["epoch"] = r.epoch + 1;
+  j["step"] = r.global_step;
+  j["train_loss"] = r.train_loss;
+  j["train_accuracy"] = r.train_accuracy;
+  if (r.val) {
+    j["val_loss"] = r.val->loss;
+    j["val_accuracy"] = r.val->accuracy;
+  }
+  if (r.test) {
+    j["test_loss"] = r.test->loss;
+    j["test_accuracy"] = r.test->accuracy;
+  }
+  j["lr"] = r.lr;
+  j["seconds"] = r.seconds;
+  j["compute_seconds"] = r.compute_seconds;
+  j["allreduce_seconds"] = r.allreduce_seconds;
+  j["data_seconds"] = r.data_seconds;
+  j["samples_per_second"] = r.samples_per_second;
+  j["stopped_early"] = r.stopped_early;
+  return j.dump();
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream f(path, std::ios::app);
+  LOCKSTEP_REQUIRE(f.good(), path, ": cannot append (", std::strerror(errno), ")");
+  f << line << '\n';
+  f.flush();
+  LOCKSTEP_REQUIRE(f.good(), path, ": write failed (", std::strerror(errno), ")");
+}
+
+}  // namespace lockstep
