@@ -138,7 +138,7 @@ int run_cli(int argc, char** argv, Comm& comm) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // Every rank parses the same arguments; rank 0 speaks for all of them.
-    if (comm.rank() == 0) return app.exit(e);
+    if (comm.rank() == 0) app.exit(e);
     return e.get_exit_code() == 0 ? exit_code::ok : exit_code::bad_input;
   }
   if (train->parsed()) return cmd_train(comm, train_args);

@@ -53,6 +53,9 @@ void apply_table(Config& c, const toml::table& root, const std::string& origin) 
   const auto known_sections = sections();
   for (const auto& [skey, snode] : root) {
     const std::string section(skey.str());
+    LOCKSTEP_REQUIRE(snode.is_table() || std::find(known_sections.begin(), known_sections.end(), section) != known_sections.end(),
+                     origin, ": '", section, "' is set outside any section; every key belongs to a section (",
+                     join(known_sections), "), e.g. [run] seed = 3");
     LOCKSTEP_REQUIRE(std::find(known_sections.begin(), known_sections.end(), section) != known_sections.end(),
                      origin, ": unknown section [", section, "] (known sections: ", join(known_sections), ")");
     const auto* tbl = snode.as_table();
@@ -89,6 +92,8 @@ void apply_override(Config& c, const std::string& text) {
   } catch (const toml::parse_error&) {
     parsed = toml::table{{"v", value}};
   }
+  // For a string key the text is the string, even when it reads as another TOML type (run.name=123).
+  if (def->type == "string" && !parsed.get("v")->is_string()) parsed = toml::table{{"v", value}};
   set_key(c, *def, *parsed.get("v"), "--set " + key);
 }
 

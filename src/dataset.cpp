@@ -59,7 +59,8 @@ std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::
   }
   std::vector<float> x(static_cast<size_t>(n * dim));
   if (img.type == IdxType::u8) {
-    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(img.data[i]) * (1.0f / 255.0f);
+    // Divide, not multiply by 1/255: the product is 1 ulp off v/255 for half the byte values.
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(img.data[i]) / 255.0f;
   } else {
     for (size_t i = 0; i < x.size(); ++i) {
       const double v = idx_value(img, static_cast<int64_t>(i));

@@ -47,11 +47,13 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     if (rc != Z_OK && rc != Z_BUF_ERROR) break;
   }
   const size_t produced = zs.total_out;
+  const size_t unread = zs.avail_in;
   const std::string zmsg = zs.msg ? zs.msg : "";
   inflateEnd(&zs);
   LOCKSTEP_REQUIRE(rc != Z_DATA_ERROR, path, ": corrupt gzip data (", zmsg.empty() ? "bad stream" : zmsg, ")");
   LOCKSTEP_REQUIRE(rc == Z_STREAM_END, path, ": truncated gzip file (the compressed stream ends early, after ",
                    produced, " uncompressed bytes)");
+  LOCKSTEP_REQUIRE(unread == 0, path, ": ", unread, " bytes of unexpected data after the end of the gzip stream");
   out.resize(produced);
   return out;
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The quick start: installs what is missing, builds, and trains the default model
+# (jobs/configs/fashion_mnist_mlp.toml) on Fashion-MNIST with mpirun on this machine.
+#   jobs/run-local.sh                    # one rank per core
+#   jobs/run-local.sh -n 4               # four ranks
+#   jobs/run-local.sh --set train.epochs=5 --set optimizer.lr=0.002   # passed to `lockstep train`
+# Environment: LOCKSTEP_RANKS (ranks, default: cores), LOCKSTEP_RUN_DIR (default runs/local-<time>).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+np=${LOCKSTEP_RANKS:-$(nproc)}
+if [ "${1:-}" = "-n" ]; then
+  np=$2
+  shift 2
+fi
+
+scripts/install-deps.sh
+scripts/build.sh
+
+run_dir=${LOCKSTEP_RUN_DIR:-runs/local-$(date +%Y%m%d-%H%M%S)}
+extra=()
+# Under mpirun the ranks write to a pseudo-terminal even when this script's output goes to a
+# file; draw the progress bar only when a person is watching.
+[ -t 1 ] || extra+=(--set train.progress=false)
+
+source scripts/mpi-flags.sh
+lockstep_mpi_flags "$np"
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+echo "+ mpirun -np $np ${MPI_FLAGS[*]} build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml --run-dir $run_dir $*"
+exec mpirun -np "$np" "${MPI_FLAGS[@]}" build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml \
+  --run-dir "$run_dir" "${extra[@]}" "$@"
