@@ -54,6 +54,9 @@ std::string epoch_json(const EpochRecord& r) {
   j["compute_seconds"] = r.compute_seconds;
   j["allreduce_seconds"] = r.allreduce_seconds;
   j["data_seconds"] = r.data_seconds;
+  j["forward_seconds"] = r.forward_seconds;
+  j["backward_seconds"] = r.backward_seconds;
+  j["optimizer_seconds"] = r.optimizer_seconds;
   j["samples_per_second"] = r.samples_per_second;
   j["stopped_early"] = r.stopped_early;
   return j.dump();

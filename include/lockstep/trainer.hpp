@@ -45,7 +45,10 @@ struct EpochRecord {
   double train_loss = 0.0, train_accuracy = 0.0;
   std::optional<EvalResult> val, test;
   double lr = 0.0;
+  // Wall time of the epoch's steps, and its split by phase (summed over steps on this rank;
+  // compute = forward + backward + optimizer).
   double seconds = 0.0, compute_seconds = 0.0, allreduce_seconds = 0.0, data_seconds = 0.0;
+  double forward_seconds = 0.0, backward_seconds = 0.0, optimizer_seconds = 0.0;
   double samples_per_second = 0.0;
   bool stopped_early = false;
 };
@@ -60,6 +63,9 @@ struct TrainerOptions {
   std::ostream* log = nullptr;      // rank-0 progress lines; null: quiet
   std::string metrics_path;         // metrics.jsonl written by rank 0; empty: none
   std::function<void(const StepRecord&)> on_step;  // called on every rank after each step
+  // Communicator for the gradient allreduce on the backend's buffers (NCCL for device memory);
+  // null: the control communicator (MPI on host memory).
+  Comm* gradient_comm = nullptr;
 };
 
 class Trainer {

@@ -1,0 +1,102 @@
+// A thin layer over the HDF5 C API: owning handles that close themselves, a check macro that
+// turns a negative return into an exception carrying HDF5's own error text, and typed helpers
+// for the datasets and attributes lockstep reads and writes. HDF5's automatic error printing is
+// switched off per call site so that only lockstep's message reaches the user.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lockstep/check.hpp"
+
+namespace lockstep::h5 {
+
+// The innermost HDF5 error message of the current error stack ("" when none).
+std::string last_error();
+
+}  // namespace lockstep::h5
+
+#define LOCKSTEP_H5_CHECK(expr, ...)                                                             \
+  ([&]() {                                                                                       \
+    auto lockstep_h5_rc_ = (expr);                                                               \
+    if (lockstep_h5_rc_ < 0)                                                                     \
+      throw ::lockstep::Error(::lockstep::fmt(__VA_ARGS__, " (HDF5: ", ::lockstep::h5::last_error(), ")")); \
+    return lockstep_h5_rc_;                                                                      \
+  }())
+
+namespace lockstep::h5 {
+
+// Owner of one HDF5 identifier; closes it with the right H5?close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() noexcept;
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+// Silences HDF5's error printing for this thread while alive (restores it afterwards).
+class QuietErrors {
+ public:
+  QuietErrors();
+  ~QuietErrors();
+  QuietErrors(const QuietErrors&) = delete;
+  QuietErrors& operator=(const QuietErrors&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// True when the file starts with the HDF5 signature (at offset 0).
+bool is_hdf5_file(const std::string& path);
+
+Handle create_file(const std::string& path);                 // truncates
+Handle open_file(const std::string& path, bool writable);    // UserError naming the file on failure
+Handle create_group(hid_t parent, const std::string& name);
+Handle open_group(hid_t parent, const std::string& name);    // UserError naming the group when missing
+bool exists(hid_t parent, const std::string& path);
+
+// Datasets of fixed type and shape, written whole.
+void write(hid_t parent, const std::string& name, const float* data, const std::vector<hsize_t>& dims);
+void write(hid_t parent, const std::string& name, const std::vector<float>& v);
+void write(hid_t parent, const std::string& name, const std::vector<double>& v);
+void write(hid_t parent, const std::string& name, const std::vector<int64_t>& v);
+void write(hid_t parent, const std::string& name, const std::vector<int32_t>& v);
+void write_string(hid_t parent, const std::string& name, const std::string& s);
+
+// Shape of a dataset, and whole-dataset reads with type conversion by HDF5.
+std::vector<hsize_t> shape(hid_t parent, const std::string& name);
+std::vector<float> read_floats(hid_t parent, const std::string& name);
+std::vector<double> read_doubles(hid_t parent, const std::string& name);
+std::vector<int64_t> read_int64s(hid_t parent, const std::string& name);
+std::string read_string(hid_t parent, const std::string& name);
+
+// Scalar attributes on an object.
+void set_attr(hid_t obj, const std::string& name, int64_t v);
+void set_attr(hid_t obj, const std::string& name, double v);
+void set_attr(hid_t obj, const std::string& name, const std::string& v);
+int64_t attr_int(hid_t obj, const std::string& name);
+double attr_double(hid_t obj, const std::string& name);
+std::string attr_string(hid_t obj, const std::string& name);
+bool has_attr(hid_t obj, const std::string& name);
+
+}  // namespace lockstep::h5

@@ -1,0 +1,233 @@
+// HDF5 helpers (see h5.hpp).
+#include "lockstep/h5.hpp"
+
+#include <cstring>
+#include <fstream>
+
+namespace lockstep::h5 {
+namespace {
+
+herr_t collect_innermost(unsigned n, const H5E_error2_t* err, void* out) {
+  // The walk goes from the innermost call outwards; keep the first (most specific) message.
+  if (n == 0 && err && err->desc) *static_cast<std::string*>(out) = err->desc;
+  return 0;
+}
+
+hid_t native_of(const float*) { return H5T_NATIVE_FLOAT; }
+hid_t native_of(const double*) { return H5T_NATIVE_DOUBLE; }
+hid_t native_of(const int64_t*) { return H5T_NATIVE_INT64; }
+hid_t native_of(const int32_t*) { return H5T_NATIVE_INT32; }
+
+template <typename T>
+void write_typed(hid_t parent, const std::string& name, const T* data, const std::vector<hsize_t>& dims) {
+  Handle space(LOCKSTEP_H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                 "HDF5 dataspace for ", name));
+  Handle ds(LOCKSTEP_H5_CHECK(H5Dcreate2(parent, name.c_str(), native_of(data), space.get(), H5P_DEFAULT,
+                                         H5P_DEFAULT, H5P_DEFAULT),
+                              "cannot create HDF5 dataset ", name));
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  if (count > 0)
+    LOCKSTEP_H5_CHECK(H5Dwrite(ds.get(), native_of(data), H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                      "cannot write HDF5 dataset ", name);
+}
+
+template <typename T>
+std::vector<T> read_typed(hid_t parent, const std::string& name) {
+  LOCKSTEP_REQUIRE(exists(parent, name), "missing dataset '", name, "'");
+  Handle ds(LOCKSTEP_H5_CHECK(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "cannot open HDF5 dataset ", name));
+  Handle space(LOCKSTEP_H5_CHECK(H5Dget_space(ds.get()), "dataspace of ", name));
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::vector<T> out(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  if (!out.empty())
+    LOCKSTEP_H5_CHECK(H5Dread(ds.get(), native_of(out.data()), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+                      "cannot read HDF5 dataset ", name);
+  return out;
+}
+
+Handle string_type() {
+  Handle t(LOCKSTEP_H5_CHECK(H5Tcopy(H5T_C_S1), "string type"));
+  LOCKSTEP_H5_CHECK(H5Tset_size(t.get(), H5T_VARIABLE), "string type size");
+  LOCKSTEP_H5_CHECK(H5Tset_cset(t.get(), H5T_CSET_UTF8), "string type charset");
+  return t;
+}
+
+}  // namespace
+
+std::string last_error() {
+  std::string msg;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_innermost, &msg);
+  return msg.empty() ? "unknown error" : msg;
+}
+
+void Handle::reset() noexcept {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+  }
+  id_ = H5I_INVALID_HID;
+}
+
+QuietErrors::QuietErrors() {
+  H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+bool is_hdf5_file(const std::string& path) {
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  std::ifstream f(path, std::ios::binary);
+  unsigned char buf[8] = {0};
+  f.read(reinterpret_cast<char*>(buf), 8);
+  return f.gcount() == 8 && std::memcmp(buf, sig, 8) == 0;
+}
+
+Handle create_file(const std::string& path) {
+  QuietErrors quiet;
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  LOCKSTEP_REQUIRE(f >= 0, path, ": cannot create HDF5 file (", last_error(), ")");
+  return Handle(f);
+}
+
+Handle open_file(const std::string& path, bool writable) {
+  QuietErrors quiet;
+  const hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    const std::string why = last_error();
+    std::string hint;
+    if (why.find("lock") != std::string::npos)
+      hint = "; on file systems without locking set HDF5_USE_FILE_LOCKING=FALSE";
+    throw UserError(fmt(path, ": cannot open as HDF5 (", why, ")", hint));
+  }
+  return Handle(f);
+}
+
+Handle create_group(hid_t parent, const std::string& name) {
+  return Handle(LOCKSTEP_H5_CHECK(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                  "cannot create HDF5 group ", name));
+}
+
+Handle open_group(hid_t parent, const std::string& name) {
+  LOCKSTEP_REQUIRE(exists(parent, name), "missing group '", name, "'");
+  return Handle(LOCKSTEP_H5_CHECK(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), "cannot open HDF5 group ", name));
+}
+
+bool exists(hid_t parent, const std::string& path) {
+  QuietErrors quiet;
+  // Check each component so "a/b" with a missing "a" is false rather than an error.
+  size_t pos = 0;
+  while (true) {
+    const size_t next = path.find('/', pos);
+    const std::string prefix = path.substr(0, next);
+    if (!prefix.empty() && H5Lexists(parent, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (next == std::string::npos) return true;
+    pos = next + 1;
+  }
+}
+
+void write(hid_t parent, const std::string& name, const float* data, const std::vector<hsize_t>& dims) {
+  write_typed(parent, name, data, dims);
+}
+void write(hid_t parent, const std::string& name, const std::vector<float>& v) {
+  write_typed(parent, name, v.data(), {v.size()});
+}
+void write(hid_t parent, const std::string& name, const std::vector<double>& v) {
+  write_typed(parent, name, v.data(), {v.size()});
+}
+void write(hid_t parent, const std::string& name, const std::vector<int64_t>& v) {
+  write_typed(parent, name, v.data(), {v.size()});
+}
+void write(hid_t parent, const std::string& name, const std::vector<int32_t>& v) {
+  write_typed(parent, name, v.data(), {v.size()});
+}
+
+void write_string(hid_t parent, const std::string& name, const std::string& s) {
+  Handle type = string_type();
+  Handle space(LOCKSTEP_H5_CHECK(H5Screate(H5S_SCALAR), "scalar dataspace"));
+  Handle ds(LOCKSTEP_H5_CHECK(H5Dcreate2(parent, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                         H5P_DEFAULT),
+                              "cannot create HDF5 dataset ", name));
+  const char* p = s.c_str();
+  LOCKSTEP_H5_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), "cannot write ", name);
+}
+
+std::vector<hsize_t> shape(hid_t parent, const std::string& name) {
+  LOCKSTEP_REQUIRE(exists(parent, name), "missing dataset '", name, "'");
+  Handle ds(LOCKSTEP_H5_CHECK(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "cannot open HDF5 dataset ", name));
+  Handle space(LOCKSTEP_H5_CHECK(H5Dget_space(ds.get()), "dataspace of ", name));
+  const int rank = LOCKSTEP_H5_CHECK(H5Sget_simple_extent_ndims(space.get()), "rank of ", name);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+std::vector<float> read_floats(hid_t parent, const std::string& name) { return read_typed<float>(parent, name); }
+std::vector<double> read_doubles(hid_t parent, const std::string& name) { return read_typed<double>(parent, name); }
+std::vector<int64_t> read_int64s(hid_t parent, const std::string& name) { return read_typed<int64_t>(parent, name); }
+
+std::string read_string(hid_t parent, const std::string& name) {
+  LOCKSTEP_REQUIRE(exists(parent, name), "missing dataset '", name, "'");
+  Handle ds(LOCKSTEP_H5_CHECK(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "cannot open HDF5 dataset ", name));
+  Handle type = string_type();
+  Handle space(LOCKSTEP_H5_CHECK(H5Dget_space(ds.get()), "dataspace of ", name));
+  char* p = nullptr;
+  LOCKSTEP_H5_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), "cannot read ", name);
+  std::string s = p ? p : "";
+  H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, &p);
+  return s;
+}
+
+namespace {
+template <typename T>
+void set_attr_typed(hid_t obj, const std::string& name, hid_t type, const T* v) {
+  Handle space(LOCKSTEP_H5_CHECK(H5Screate(H5S_SCALAR), "scalar dataspace"));
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Handle a(LOCKSTEP_H5_CHECK(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                             "cannot create attribute ", name));
+  LOCKSTEP_H5_CHECK(H5Awrite(a.get(), type, v), "cannot write attribute ", name);
+}
+Handle open_attr(hid_t obj, const std::string& name) {
+  LOCKSTEP_REQUIRE(H5Aexists(obj, name.c_str()) > 0, "missing attribute '", name, "'");
+  return Handle(LOCKSTEP_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "cannot open attribute ", name));
+}
+}  // namespace
+
+void set_attr(hid_t obj, const std::string& name, int64_t v) { set_attr_typed(obj, name, H5T_NATIVE_INT64, &v); }
+void set_attr(hid_t obj, const std::string& name, double v) { set_attr_typed(obj, name, H5T_NATIVE_DOUBLE, &v); }
+void set_attr(hid_t obj, const std::string& name, const std::string& v) {
+  Handle type = string_type();
+  const char* p = v.c_str();
+  set_attr_typed(obj, name, type.get(), &p);
+}
+
+int64_t attr_int(hid_t obj, const std::string& name) {
+  Handle a = open_attr(obj, name);
+  int64_t v = 0;
+  LOCKSTEP_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_INT64, &v), "cannot read attribute ", name);
+  return v;
+}
+double attr_double(hid_t obj, const std::string& name) {
+  Handle a = open_attr(obj, name);
+  double v = 0;
+  LOCKSTEP_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), "cannot read attribute ", name);
+  return v;
+}
+std::string attr_string(hid_t obj, const std::string& name) {
+  Handle a = open_attr(obj, name);
+  Handle type = string_type();
+  char* p = nullptr;
+  LOCKSTEP_H5_CHECK(H5Aread(a.get(), type.get(), &p), "cannot read attribute ", name);
+  std::string s = p ? p : "";
+  H5free_memory(p);
+  return s;
+}
+bool has_attr(hid_t obj, const std::string& name) { return H5Aexists(obj, name.c_str()) > 0; }
+
+}  // namespace lockstep::h5
