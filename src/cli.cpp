@@ -6,6 +6,7 @@
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
 #include "lockstep/exit_codes.hpp"
+#include "lockstep/launch.hpp"
 #include "lockstep/version.hpp"
 
 namespace lockstep {
@@ -21,6 +22,7 @@ Config load_config_collectively(Comm& comm, const ConfigArgs& a) {
   collectively(
       comm,
       [&] {
+        check_launch(comm.size());
         cfg = load_config(a.config, a.sets);
         if (!a.run_dir.empty()) cfg.run.dir = a.run_dir;
         validate_config(cfg, comm.size());
@@ -43,7 +45,9 @@ int run_cli(int argc, char** argv, Comm& comm) {
   app.require_subcommand(1);
   CommandTable table;
   add_train_command(app, table);
+  add_eval_commands(app, table);
   add_info_commands(app, table);
+  add_convert_command(app, table);
 
   try {
     app.parse(argc, argv);

@@ -6,8 +6,14 @@
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
 #include "lockstep/check.hpp"
+#include "lockstep/checkpointer.hpp"
+#include "lockstep/signals.hpp"
+#include <ctime>
 #include "lockstep/dataset.hpp"
+#include "lockstep/device.hpp"
 #include "lockstep/exit_codes.hpp"
+#include "lockstep/launch.hpp"
+#include "lockstep/nccl_comm.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/trainer.hpp"
 #include "lockstep/version.hpp"
@@ -15,32 +21,114 @@
 namespace lockstep {
 namespace {
 
-int run_train(Comm& comm, const ConfigArgs& a) {
+struct TrainArgs : ConfigArgs {
+  std::string resume;  // "", "auto", a checkpoint file or a checkpoint directory
+};
+
+std::string utc_stamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// With --resume FILE and no --config, the run continues with the config stored in the file.
+std::string stored_config_for(Comm& comm, const TrainArgs& a) {
+  std::string text;
+  if (!a.config.empty() || a.resume.empty() || a.resume == "auto") return text;
+  collectively(
+      comm,
+      [&] {
+        if (comm.rank() == 0) text = read_checkpoint_or_offer_previous(resolve_resume(a.resume, "")).config_toml;
+      },
+      std::cerr);
+  comm.broadcast_string(text, 0);
+  return text;
+}
+
+int run_train(Comm& comm, const TrainArgs& a) {
   const bool root = comm.rank() == 0;
-  Config cfg = load_config_collectively(comm, a);
+  const std::string stored = stored_config_for(comm, a);
+  Config cfg;
+  collectively(
+      comm,
+      [&] {
+        check_launch(comm.size());
+        cfg = stored.empty() ? load_config(a.config, a.sets) : load_config_text(stored, a.resume + " (stored config)", a.sets);
+        if (!a.run_dir.empty()) cfg.run.dir = a.run_dir;
+        validate_config(cfg, comm.size());
+      },
+      std::cerr);
   const std::string dir = run_dir_of(cfg);
+  const std::string ckdir = checkpoint_dir_of(cfg);
   const std::string metrics = dir + "/metrics.jsonl";
-  // Only rank 0 looks at the run directory; the others learn the outcome from the agreement.
+
+  // Only rank 0 looks at the file system; the others learn the outcome from the agreement and
+  // the checkpoint path from a broadcast.
+  std::string resume_path;
   collectively(
       comm,
       [&] {
         if (!root) return;
         ensure_directory(dir);
-        LOCKSTEP_REQUIRE(!std::filesystem::exists(metrics), "run directory ", dir,
-                         " already holds a run (metrics.jsonl); choose another run.dir (--run-dir) "
-                         "or remove it");
+        if (std::filesystem::exists(ckdir)) {
+          if (const int n = remove_checkpoint_temporaries(ckdir); n > 0)
+            std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
+        }
+        if (!a.resume.empty()) resume_path = resolve_resume(a.resume, ckdir);
+        if (resume_path.empty() && std::filesystem::exists(metrics)) {
+          LOCKSTEP_REQUIRE(a.resume == "auto", "run directory ", dir,
+                           " already holds a run (metrics.jsonl); continue it with --resume auto, or choose "
+                           "another run.dir (--run-dir)");
+          // A run that never reached its first checkpoint: keep its metrics, start afresh.
+          const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";
+          std::filesystem::rename(metrics, kept);
+          std::cout << "no checkpoint to resume in " << ckdir << "; starting afresh (earlier metrics kept as "
+                    << kept << ")" << std::endl;
+        }
         write_file_atomic(dir + "/config.toml", config_to_toml(cfg));
       },
       std::cerr);
+  comm.broadcast_string(resume_path, 0);
+
+  CheckpointData ck;
+  const bool resuming = !resume_path.empty();
+  if (resuming) {
+    collectively(comm, [&] { if (root) ck = read_checkpoint_or_offer_previous(resume_path); }, std::cerr);
+    broadcast_checkpoint(comm, ck, 0);
+    collectively(
+        comm,
+        [&] {
+          const std::string diff = resume_incompatibilities(ck, cfg);
+          LOCKSTEP_REQUIRE(diff.empty(), "cannot resume from ", resume_path, ": the config differs in", diff);
+        },
+        std::cerr);
+  }
+
   Datasets data;
   collectively(comm, [&] { data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed); }, std::cerr);
 
-  auto backend = make_cpu_backend();
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
+  collectively(comm, [&] { backend = make_backend(cfg, comm, &std::cout); }, std::cerr);
+  if (backend->kind() == DeviceKind::cuda)
+    collectively(comm, [&] { gradient_comm = make_nccl_comm(comm, *backend, &std::cout); }, std::cerr);
   TrainerOptions opts;
+  opts.gradient_comm = gradient_comm.get();
   opts.log = &std::cout;
   opts.metrics_path = metrics;
+  Checkpointer checkpointer(comm, ckdir, cfg.checkpoint.keep, root ? &std::cout : nullptr);
+  opts.checkpointer = &checkpointer;
   std::unique_ptr<Trainer> trainer;
-  collectively(comm, [&] { trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts); }, std::cerr);
+  collectively(
+      comm,
+      [&] {
+        trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts);
+        if (resuming) trainer->restore(ck);
+      },
+      std::cerr);
 
   if (root) {
     const int64_t per_rank = (cfg.train.batch_size + comm.size() - 1) / comm.size();
@@ -51,7 +139,12 @@ int run_train(Comm& comm, const ConfigArgs& a) {
               << trainer->sharder().steps_per_epoch() << " steps\n  data: " << data.train->size() << " train, "
               << (data.val ? data.val->size() : 0) << " validation, " << (data.test ? data.test->size() : 0)
               << " test samples; run directory " << dir << std::endl;
+    if (resuming)
+      std::cout << "resuming from " << resume_path << ": epoch " << ck.trainer.epoch + 1 << ", step "
+                << ck.trainer.global_step << ", sample " << ck.trainer.step_in_epoch * ck.global_batch
+                << " of the epoch (saved on " << ck.world_size << " rank(s))" << std::endl;
   }
+  install_stop_signal_handlers();
   const auto start = std::chrono::steady_clock::now();
   const TrainResult result = trainer->run();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -64,15 +157,24 @@ int run_train(Comm& comm, const ConfigArgs& a) {
     if (last.test) std::cout << "\nfinal test accuracy: " << last.test->accuracy << " (test loss " << last.test->loss << ")";
     std::cout << std::endl;
   }
+  if (result.preempted) {
+    if (root)
+      std::cout << "stopped on request (signal " << stop_signal_number() << ") at step " << result.steps
+                << " after saving a checkpoint; run the same command with --resume auto to continue" << std::endl;
+    return exit_code::preempted;
+  }
   return exit_code::ok;
 }
 
 }  // namespace
 
 void add_train_command(CLI::App& app, CommandTable& table) {
-  auto args = std::make_shared<ConfigArgs>();
+  auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "train a model from a config");
   add_config_options(cmd, *args);
+  cmd->add_option("-r,--resume", args->resume,
+                  "continue from a checkpoint: auto (the run's latest, or a fresh start when there is none), "
+                  "a checkpoint file, or a checkpoint directory; with a file and no --config, its stored config is used");
   table.add(cmd, [args](Comm& comm) { return run_train(comm, *args); });
 }
 

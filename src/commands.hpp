@@ -36,5 +36,7 @@ std::string model_summary(const Config& cfg, size_t params);
 
 void add_train_command(CLI::App& app, CommandTable& table);
 void add_info_commands(CLI::App& app, CommandTable& table);
+void add_eval_commands(CLI::App& app, CommandTable& table);
+void add_convert_command(CLI::App& app, CommandTable& table);
 
 }  // namespace lockstep

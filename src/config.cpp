@@ -7,6 +7,7 @@
 
 #include "config_table.hpp"
 #include "lockstep/check.hpp"
+#include "lockstep/h5.hpp"
 
 namespace lockstep {
 namespace {
@@ -112,6 +113,12 @@ Config parse_config_text(const std::string& text, const std::string& origin) {
   return c;
 }
 
+Config load_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& overrides) {
+  Config c = parse_config_text(text, origin);
+  for (const auto& o : overrides) apply_override(c, o);
+  return c;
+}
+
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   Config c;
   if (!path.empty()) {
@@ -153,12 +160,22 @@ void validate_config(const Config& c, int world_size) {
                    " (train.batch_size is ", c.train.batch_size, ")");
   LOCKSTEP_REQUIRE(!c.early_stopping.enabled || c.data.val_size > 0,
                    "early_stopping.enabled: needs a validation set (data.val_size > 0)");
-  LOCKSTEP_REQUIRE(!c.data.train_images.empty() && !c.data.train_labels.empty(),
-                   "data.train_images / data.train_labels: the training data must be given");
-  LOCKSTEP_REQUIRE(c.data.test_images.empty() == c.data.test_labels.empty(),
-                   "data.test_images / data.test_labels: give both or neither");
+  // A *_labels key may be empty only when *_images is an HDF5 data file, which holds the labels
+  // too (told by its signature; docs/data.md). load_datasets checks the files themselves.
+  LOCKSTEP_REQUIRE(!c.data.train_images.empty(), "data.train_images: the training data must be given");
+  LOCKSTEP_REQUIRE(!c.data.train_labels.empty() || h5::is_hdf5_file(c.data.train_images),
+                   "data.train_labels is empty, but data.train_images = ", c.data.train_images,
+                   " is not an HDF5 data file (an IDX image file needs its IDX label file)");
+  LOCKSTEP_REQUIRE(c.data.test_labels.empty() || !c.data.test_images.empty(),
+                   "data.test_labels is set but data.test_images is empty: give both or neither");
+  LOCKSTEP_REQUIRE(c.data.test_images.empty() || !c.data.test_labels.empty() || h5::is_hdf5_file(c.data.test_images),
+                   "data.test_labels is empty, but data.test_images = ", c.data.test_images,
+                   " is not an HDF5 data file (an IDX image file needs its IDX label file)");
 }
 
 std::string run_dir_of(const Config& c) { return c.run.dir.empty() ? "runs/" + c.run.name : c.run.dir; }
+std::string checkpoint_dir_of(const Config& c) {
+  return c.checkpoint.dir.empty() ? run_dir_of(c) + "/checkpoints" : c.checkpoint.dir;
+}
 
 }  // namespace lockstep

@@ -43,6 +43,10 @@ const NameTable<StopMetric>& metric_names() {
   static const NameTable<StopMetric> t{{"val_loss", StopMetric::val_loss}, {"val_accuracy", StopMetric::val_accuracy}};
   return t;
 }
+const NameTable<NonFinitePolicy>& non_finite_names() {
+  static const NameTable<NonFinitePolicy> t{{"stop", NonFinitePolicy::stop}, {"skip", NonFinitePolicy::skip}};
+  return t;
+}
 const NameTable<DeviceChoice>& device_names() {
   static const NameTable<DeviceChoice> t{{"cpu", DeviceChoice::cpu}, {"cuda", DeviceChoice::cuda}, {"auto", DeviceChoice::auto_}};
   return t;
@@ -190,14 +194,20 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.run.seed; }, 0));
   t.push_back(enum_key("run.device", "compute device; auto uses a GPU when one is usable",
                        [](Config& c) -> auto& { return c.run.device; }, device_names()));
+  t.push_back(bool_key("run.tf32", "GPU matrix products on TF32 tensor cores (faster, ~1e-3 relative error)",
+                       [](Config& c) -> auto& { return c.run.tf32; }));
+  t.push_back(bool_key("run.allow_shared_gpu", "let ranks of a node share a GPU (their allreduce then goes over MPI)",
+                       [](Config& c) -> auto& { return c.run.allow_shared_gpu; }));
   // [data]
-  t.push_back(string_key("data.train_images", "training images (IDX, raw or gzip)",
+  t.push_back(string_key("data.train_images",
+                         "training images (IDX, raw or gzip), or an HDF5 data file with /features and /labels",
                          [](Config& c) -> auto& { return c.data.train_images; }));
-  t.push_back(string_key("data.train_labels", "training labels (IDX, raw or gzip)",
+  t.push_back(string_key("data.train_labels",
+                         "training labels (IDX, raw or gzip); must be empty when train_images is an HDF5 file",
                          [](Config& c) -> auto& { return c.data.train_labels; }));
-  t.push_back(string_key("data.test_images", "test images (IDX); empty: no test set",
+  t.push_back(string_key("data.test_images", "test images (IDX) or HDF5 data file; empty: no test set",
                          [](Config& c) -> auto& { return c.data.test_images; }));
-  t.push_back(string_key("data.test_labels", "test labels (IDX)",
+  t.push_back(string_key("data.test_labels", "test labels (IDX); must be empty when test_images is an HDF5 file",
                          [](Config& c) -> auto& { return c.data.test_labels; }));
   t.push_back(int_key("data.classes", "number of classes; labels must lie in [0, classes)",
                       [](Config& c) -> auto& { return c.data.classes; }, 2, 1 << 20));
@@ -227,6 +237,12 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.train.max_steps; }, 0));
   t.push_back(bool_key("train.progress", "progress bar on rank 0 while an epoch runs (only on a terminal)",
                        [](Config& c) -> auto& { return c.train.progress; }));
+  t.push_back(enum_key("train.non_finite",
+                       "a NaN/inf loss or gradient norm on any rank: stop (exit 5, naming the step) or skip the step",
+                       [](Config& c) -> auto& { return c.train.non_finite; }, non_finite_names()));
+  t.push_back(int_key("train.check_replicas_every",
+                      "compare a checksum of the weights across ranks every N steps (stop on a mismatch); 0: off",
+                      [](Config& c) -> auto& { return c.train.check_replicas_every; }, 0));
   // [optimizer]
   t.push_back(enum_key("optimizer.name", "update rule", [](Config& c) -> auto& { return c.optimizer.name; },
                        optimizer_names()));
@@ -270,6 +286,17 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.early_stopping.patience; }, 1));
   t.push_back(float_key("early_stopping.min_delta", "smallest change that counts as an improvement",
                         [](Config& c) -> auto& { return c.early_stopping.min_delta; }, 0.0, kInf));
+  // [checkpoint]
+  t.push_back(string_key("checkpoint.dir", "where checkpoints go; empty: <run dir>/checkpoints",
+                         [](Config& c) -> auto& { return c.checkpoint.dir; }));
+  t.push_back(int_key("checkpoint.every_epochs", "save after every N epochs; 0: off",
+                      [](Config& c) -> auto& { return c.checkpoint.every_epochs; }, 0));
+  t.push_back(int_key("checkpoint.every_steps", "save after every N optimizer steps; 0: off",
+                      [](Config& c) -> auto& { return c.checkpoint.every_steps; }, 0));
+  t.push_back(int_key("checkpoint.keep", "periodic checkpoints kept on disk (best.h5 is kept besides)",
+                      [](Config& c) -> auto& { return c.checkpoint.keep; }, 1));
+  t.push_back(bool_key("checkpoint.at_end", "save a checkpoint when training ends",
+                       [](Config& c) -> auto& { return c.checkpoint.at_end; }));
   return t;
 }
 
@@ -281,6 +308,20 @@ const std::vector<KeyDef>& key_table() {
   return table;
 }
 }  // namespace detail
+
+template <typename E>
+bool value_of(const NameTable<E>& t, const std::string& name, E& out) {
+  for (const auto& [n, e] : t) {
+    if (name == n) {
+      out = e;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool from_string(const std::string& name, Activation& out) { return value_of(activation_names(), name, out); }
+bool from_string(const std::string& name, OptimizerKind& out) { return value_of(optimizer_names(), name, out); }
 
 std::string to_string(Activation a) { return name_of(activation_names(), a); }
 std::string to_string(OptimizerKind k) { return name_of(optimizer_names(), k); }

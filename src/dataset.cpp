@@ -1,4 +1,5 @@
-// In-memory datasets, subsets and the validation split (see dataset.hpp).
+// In-memory datasets, subsets, the validation split, and the choice between IDX and HDF5 input
+// (see dataset.hpp; the HDF5 source itself is in h5_dataset.cpp).
 #include "lockstep/dataset.hpp"
 
 #include <algorithm>
@@ -6,6 +7,8 @@
 #include <cstring>
 
 #include "lockstep/check.hpp"
+#include "lockstep/h5.hpp"
+#include "lockstep/h5_dataset.hpp"
 #include "lockstep/idx.hpp"
 #include "lockstep/rng.hpp"
 
@@ -93,36 +96,75 @@ void check_width(const DataSource& d, int64_t input_dim) {
                    " features but the model's input width (model.layers[0]) is ", input_dim);
 }
 
+// One configured set (training or test). The rule (docs/data.md): when the images key names an
+// HDF5 file (told by its signature, not its name) that file holds features and labels both, and
+// the labels key must be empty; otherwise the two keys name an IDX pair.
+std::shared_ptr<DataSource> open_source(const std::string& images_key, const std::string& images,
+                                        const std::string& labels_key, const std::string& labels, int classes,
+                                        int64_t input_dim) {
+  if (h5::is_hdf5_file(images)) {
+    LOCKSTEP_REQUIRE(labels.empty(), images_key, " = ", images, " is an HDF5 data file, which holds its labels (",
+                     "/labels); set ", labels_key, " to \"\" (it is ", labels, ")");
+    auto d = std::make_shared<H5Data>(images, classes);
+    check_width(*d, input_dim);  // before the feature scan: a wrong width fails fast
+    return d;
+  }
+  LOCKSTEP_REQUIRE(!labels.empty(), labels_key, " is empty, but ", images_key, " = ", images,
+                   " is not an HDF5 data file (an IDX image file needs its IDX label file)");
+  LOCKSTEP_REQUIRE(!h5::is_hdf5_file(labels), labels_key, " = ", labels, " is an HDF5 file: put it in ", images_key,
+                   " and set ", labels_key, " to \"\"");
+  std::shared_ptr<DataSource> d = load_idx_pair(images, labels, classes);
+  check_width(*d, input_dim);
+  return d;
+}
+
 }  // namespace
 
-Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed) {
-  std::shared_ptr<MemoryData> full = load_idx_pair(cfg.train_images, cfg.train_labels, cfg.classes);
-  check_width(*full, input_dim);
-  std::shared_ptr<MemoryData> test;
-  if (!cfg.test_images.empty()) {
-    test = load_idx_pair(cfg.test_images, cfg.test_labels, cfg.classes);
-    check_width(*test, input_dim);
-  }
+Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, ScanShare share) {
+  std::shared_ptr<DataSource> full = open_source("data.train_images", cfg.train_images, "data.train_labels",
+                                                 cfg.train_labels, cfg.classes, input_dim);
+  std::shared_ptr<DataSource> test;
+  if (!cfg.test_images.empty())
+    test = open_source("data.test_images", cfg.test_images, "data.test_labels", cfg.test_labels, cfg.classes,
+                       input_dim);
   SplitRows split = holdout_split(full->size(), cfg.val_size, seed);
+  const bool standardize = cfg.normalize == Normalize::standardize;
+
+  // HDF5 features are not in memory: a streaming pass rejects NaN/inf rows (this process's share
+  // of them) and, when standardising, sums every training row in the same order as the
+  // in-memory loop below, so the mean and deviation are bitwise those of the IDX path.
+  auto* full_h5 = dynamic_cast<H5Data*>(full.get());
+  auto* test_h5 = dynamic_cast<H5Data*>(test.get());
+  FeatureMoments moments;
+  if (full_h5) moments = full_h5->scan_features(standardize ? &split.train : nullptr, share.part, share.parts);
+  if (test_h5) test_h5->scan_features(nullptr, share.part, share.parts);
 
   Datasets out;
-  if (cfg.normalize == Normalize::standardize) {
+  if (standardize) {
     // One mean and deviation over the training rows only, applied to every set alike.
     double sum = 0.0, sq = 0.0;
-    const auto& f = full->features();
-    for (int64_t r : split.train) {
-      const float* row = f.data() + static_cast<size_t>(r) * input_dim;
-      for (int64_t j = 0; j < input_dim; ++j) {
-        sum += row[j];
-        sq += static_cast<double>(row[j]) * row[j];
+    if (full_h5) {
+      sum = moments.sum;
+      sq = moments.sum_sq;
+    } else {
+      const auto& f = static_cast<MemoryData&>(*full).features();
+      for (int64_t r : split.train) {
+        const float* row = f.data() + static_cast<size_t>(r) * input_dim;
+        for (int64_t j = 0; j < input_dim; ++j) {
+          sum += row[j];
+          sq += static_cast<double>(row[j]) * row[j];
+        }
       }
     }
     const double count = static_cast<double>(split.train.size()) * static_cast<double>(input_dim);
     out.mean = sum / count;
     out.stddev = std::sqrt(std::max(sq / count - out.mean * out.mean, 1e-12));
-    for (MemoryData* d : {full.get(), test.get()}) {
-      if (!d) continue;
-      for (float& v : d->features()) v = static_cast<float>((v - out.mean) / out.stddev);
+    for (DataSource* d : {full.get(), test.get()}) {
+      if (auto* h = dynamic_cast<H5Data*>(d)) {
+        h->set_normalization(out.mean, out.stddev);  // applied inside gather
+      } else if (auto* m = dynamic_cast<MemoryData*>(d)) {
+        for (float& v : m->features()) v = static_cast<float>((v - out.mean) / out.stddev);
+      }
     }
   }
   if (split.val.empty()) {

@@ -96,15 +96,18 @@ Handle create_file(const std::string& path) {
   return Handle(f);
 }
 
+std::string locking_hint(const std::string& hdf5_error) {
+  if (hdf5_error.find("unable to lock") != std::string::npos || hdf5_error.find("locking") != std::string::npos)
+    return "; this file system does not support HDF5's file locking: set HDF5_USE_FILE_LOCKING=FALSE";
+  return "";
+}
+
 Handle open_file(const std::string& path, bool writable) {
   QuietErrors quiet;
   const hid_t f = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     const std::string why = last_error();
-    std::string hint;
-    if (why.find("lock") != std::string::npos)
-      hint = "; on file systems without locking set HDF5_USE_FILE_LOCKING=FALSE";
-    throw UserError(fmt(path, ": cannot open as HDF5 (", why, ")", hint));
+    throw UserError(fmt(path, ": cannot open as HDF5 (", why, ")", locking_hint(why)));
   }
   return Handle(f);
 }

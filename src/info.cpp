@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "lockstep/device.hpp"
 #include "lockstep/runtime.hpp"
 #include "lockstep/version.hpp"
 
@@ -28,6 +29,7 @@ std::string build_info() {
   H5get_libversion(&maj, &min, &rel);
   os << "HDF5: " << maj << "." << min << "." << rel << "\n";
   os << "BLAS: " << openblas_get_config() << " (" << openblas_get_num_threads() << " threads)\n";
+  os << cuda_info();
   return os.str();
 }
 

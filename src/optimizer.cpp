@@ -42,13 +42,20 @@ OptimStep Optimizer::make_step(double lr, double grad_scale) const {
   return s;
 }
 
-StepStats Optimizer::step(float* params, const float* grads, double lr, int64_t batch_samples) {
+StepStats Optimizer::measure(const float* grads, int64_t batch_samples) const {
   LOCKSTEP_CHECK(batch_samples > 0, "optimizer step over an empty batch");
-  // The norm is only needed for clipping and for metrics; one extra read of the gradients.
-  const StepStats st = clip_stats(backend_->sum_squares(grads, n_), batch_samples, cfg_.clip_norm);
+  return clip_stats(backend_->sum_squares(grads, n_), batch_samples, cfg_.clip_norm);
+}
+
+void Optimizer::apply(float* params, const float* grads, double lr, int64_t batch_samples, const StepStats& st) {
   const OptimStep s = make_step(lr, st.clip_coef / static_cast<double>(batch_samples));
   backend_->optimizer_step(cfg_.name, s, params, grads, state_[0].data(), state_[1].data(), n_);
   ++steps_;
+}
+
+StepStats Optimizer::step(float* params, const float* grads, double lr, int64_t batch_samples) {
+  const StepStats st = measure(grads, batch_samples);
+  apply(params, grads, lr, batch_samples, st);
   return st;
 }
 

@@ -58,6 +58,7 @@ std::string epoch_json(const EpochRecord& r) {
   j["backward_seconds"] = r.backward_seconds;
   j["optimizer_seconds"] = r.optimizer_seconds;
   j["samples_per_second"] = r.samples_per_second;
+  j["skipped_steps"] = r.skipped_steps;
   j["stopped_early"] = r.stopped_early;
   return j.dump();
 }

@@ -1,15 +1,24 @@
 // The training loop (see trainer.hpp). One step: stage this rank's slice, forward, loss and
 // backward per micro-batch (gradients accumulate in the flat buffer), allreduce the sums,
-// reduce the loss, then one fused optimizer pass with the scheduled learning rate.
+// reduce the loss together with the stop flag, then one fused optimizer pass with the
+// scheduled learning rate.
 #include "lockstep/trainer.hpp"
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
+#include <iostream>
 
 #include "lockstep/check.hpp"
+#include "lockstep/checkpoint.hpp"
+#include "lockstep/checkpointer.hpp"
+#include "lockstep/checksum.hpp"
+#include "lockstep/exit_codes.hpp"
 #include "lockstep/progress.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/schedule.hpp"
+#include "lockstep/signals.hpp"
+#include "lockstep/version.hpp"
 
 namespace lockstep {
 namespace {
@@ -18,6 +27,15 @@ using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 }  // namespace
 
@@ -39,6 +57,7 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   optimizer_ = std::make_unique<Optimizer>(backend, cfg_.optimizer, model_->num_params());
   sharder_ = std::make_unique<Sharder>(n, cfg_.train.batch_size, cfg_.train.drop_last, cfg_.run.seed);
   evaluator_ = std::make_unique<Evaluator>(*model_, cfg_.data.eval_batch);
+  if (!opts_.stop_requested) opts_.stop_requested = stop_signal_received;
 
   max_local_rows_ = ceil_div(ceil_div(cfg_.train.batch_size, comm.size()), cfg_.train.grad_accum);
   ws_ = std::make_unique<Workspace>(*model_, max_local_rows_);
@@ -63,8 +82,7 @@ int64_t Trainer::total_steps() const {
 
 EvalResult Trainer::evaluate(const DataSource& data) { return evaluator_->run(data, *comm_); }
 
-StepRecord Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochRecord& acc, double& epoch_loss,
-                               int64_t& epoch_correct) {
+bool Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochRecord& acc, StepRecord& rec) {
   Backend& be = *backend_;
   const Range slice = sharder_->slice(b, comm_->rank(), comm_->size());
   const int64_t global_rows = sharder_->batch(b).size();
@@ -103,24 +121,37 @@ StepRecord Trainer::train_step(int64_t b, const std::vector<int64_t>& order, Epo
 
   Comm& grad_comm = opts_.gradient_comm ? *opts_.gradient_comm : *comm_;
   grad_comm.allreduce_sum(model_->grads(), model_->num_params());
-  double sums[2] = {loss, static_cast<double>(correct)};
-  comm_->allreduce_sum(sums, 2);
+  // The stop request and a local non-finite loss ride along with the loss sums: agreeing on
+  // them costs no extra collective. (The gradient norm below comes from the allreduced buffer,
+  // identical on every rank, so a NaN gradient anywhere is seen everywhere.)
+  double sums[4] = {loss, static_cast<double>(correct), opts_.stop_requested() ? 1.0 : 0.0,
+                    std::isfinite(loss) ? 0.0 : 1.0};
+  comm_->allreduce_sum(sums, 4);
   const auto t2 = Clock::now();
 
-  StepRecord rec;
+  rec = StepRecord{};
   rec.epoch = state_.epoch;
   rec.step_in_epoch = b;
   rec.samples = global_rows;
   rec.lr = learning_rate(cfg_.schedule, cfg_.optimizer.lr, state_.global_step, total_steps());
-  const StepStats st = optimizer_->step(model_->params(), model_->grads(), rec.lr, global_rows);
+  const StepStats st = optimizer_->measure(model_->grads(), global_rows);
+  rec.grad_norm = st.grad_norm;
+  rec.skipped = sums[3] > 0.0 || !std::isfinite(sums[0]) || !std::isfinite(st.grad_norm);
+  if (!rec.skipped) optimizer_->apply(model_->params(), model_->grads(), rec.lr, global_rows, st);
   be.synchronize();
   const auto t3 = Clock::now();
 
   rec.global_step = ++state_.global_step;
   rec.loss = sums[0] / static_cast<double>(global_rows);
-  rec.grad_norm = st.grad_norm;
-  epoch_loss += sums[0];
-  epoch_correct += static_cast<int64_t>(sums[1]);
+  if (rec.skipped) {
+    handle_non_finite(rec, skipped_total_ == 0);
+    ++skipped_total_;
+    ++acc.skipped_steps;
+  } else {
+    state_.epoch_loss += sums[0];
+    state_.epoch_correct += static_cast<int64_t>(sums[1]);
+    state_.epoch_samples += global_rows;
+  }
   acc.data_seconds += data_s;
   acc.forward_seconds += forward_s;
   acc.backward_seconds += backward_s;
@@ -128,7 +159,38 @@ StepRecord Trainer::train_step(int64_t b, const std::vector<int64_t>& order, Epo
   acc.compute_seconds += forward_s + backward_s + seconds_between(t2, t3);
   acc.allreduce_seconds += seconds_between(t1, t2);
   acc.lr = rec.lr;
-  return rec;
+  return sums[2] > 0.0;
+}
+
+void Trainer::handle_non_finite(const StepRecord& rec, bool first_skip) {
+  const bool root = comm_->rank() == 0;
+  if (cfg_.train.non_finite == NonFinitePolicy::stop) {
+    if (root)
+      std::cerr << "lockstep: error: non-finite loss or gradient at step " << rec.global_step << " (epoch "
+                << rec.epoch + 1 << ", batch " << rec.step_in_epoch << "): loss " << rec.loss << ", gradient norm "
+                << rec.grad_norm << "; the update was not applied. Check the data and the learning rate, "
+                << "or set train.non_finite = \"skip\"" << std::endl;
+    throw AgreedFailure(exit_code::non_finite);
+  }
+  if (root && first_skip && opts_.log)
+    *opts_.log << "step " << rec.global_step << ": non-finite loss or gradient, step skipped (later skips are "
+               << "only counted in metrics.jsonl as skipped_steps)" << std::endl;
+}
+
+void Trainer::check_replicas() {
+  const std::vector<float> p = model_->get_params();
+  const uint64_t mine = fnv1a64_words(p.data(), p.size() * sizeof(float));
+  std::vector<uint64_t> all(static_cast<size_t>(comm_->size()));
+  comm_->allgather(&mine, sizeof mine, all.data());
+  std::string differ;
+  for (int r = 1; r < comm_->size(); ++r)
+    if (all[static_cast<size_t>(r)] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (differ.empty()) return;
+  if (comm_->rank() == 0)
+    std::cerr << "lockstep: error: replica drift at step " << state_.global_step << ": rank(s) " << differ
+              << " hold weights that differ from rank 0's (checksum " << hex64(all[0]) << "); the replicas must be "
+              << "identical, so training stops" << std::endl;
+  throw AgreedFailure(exit_code::replica_drift);
 }
 
 void Trainer::finish_epoch(EpochRecord& rec, TrainResult& result) {
@@ -142,7 +204,52 @@ void Trainer::finish_epoch(EpochRecord& rec, TrainResult& result) {
     state_.early = early_.state();
   }
   result.epochs.push_back(rec);
-  if (comm_->rank() == 0 && !opts_.metrics_path.empty()) append_line(opts_.metrics_path, epoch_json(rec));
+  last_metrics_json_ = epoch_json(rec);
+  if (comm_->rank() == 0 && !opts_.metrics_path.empty()) append_line(opts_.metrics_path, last_metrics_json_);
+}
+
+CheckpointData Trainer::snapshot() const {
+  CheckpointData ck;
+  ck.lockstep_version = LOCKSTEP_VERSION_STRING;
+  ck.created = utc_now();
+  ck.world_size = comm_->size();
+  ck.global_batch = cfg_.train.batch_size;
+  ck.config_toml = config_to_toml(cfg_);
+  ck.layers = cfg_.model.layers;
+  ck.activation = cfg_.model.activation;
+  ck.params = model_->get_params();
+  ck.optimizer = cfg_.optimizer;
+  ck.optimizer_step = optimizer_->step_count();
+  for (int i = 0; i < optimizer_->state_count(); ++i) ck.optimizer_state.push_back(optimizer_->get_state(i));
+  ck.trainer = state_;
+  ck.seed = cfg_.run.seed;
+  ck.lr = state_.global_step > 0
+              ? learning_rate(cfg_.schedule, cfg_.optimizer.lr, state_.global_step - 1, total_steps())
+              : 0.0;
+  ck.last_metrics_json = last_metrics_json_;
+  return ck;
+}
+
+void Trainer::restore(const CheckpointData& ck) {
+  LOCKSTEP_CHECK(ck.params.size() == model_->num_params(), "checkpoint has ", ck.params.size(),
+                 " parameters, the model ", model_->num_params());
+  LOCKSTEP_CHECK(ck.global_batch == cfg_.train.batch_size, "checkpoint global batch differs");
+  model_->set_params(ck.params);
+  optimizer_->set_step_count(ck.optimizer_step);
+  LOCKSTEP_CHECK(static_cast<int>(ck.optimizer_state.size()) == optimizer_->state_count(), "optimizer state count");
+  for (int i = 0; i < optimizer_->state_count(); ++i) optimizer_->set_state(i, ck.optimizer_state[static_cast<size_t>(i)]);
+  state_ = ck.trainer;
+  early_.set_state(state_.early);
+  last_metrics_json_ = ck.last_metrics_json;
+  last_saved_step_ = state_.global_step;  // that state is on disk already
+}
+
+void Trainer::save_checkpoint(bool best, const char* reason) {
+  if (!opts_.checkpointer) return;
+  const CheckpointData ck = snapshot();
+  if (last_saved_step_ == state_.global_step && !best) return;  // this exact state is saved already
+  opts_.checkpointer->save(ck, best, reason);
+  last_saved_step_ = state_.global_step;
 }
 
 TrainResult Trainer::run() {
@@ -151,21 +258,31 @@ TrainResult Trainer::run() {
   Progress progress(comm_->rank() == 0 ? opts_.log : nullptr, cfg_.train.progress && stdout_is_terminal(),
                     cfg_.train.epochs);
   const int64_t steps = sharder_->steps_per_epoch();
-  bool finished = false;
+  const CheckpointConfig& ckc = cfg_.checkpoint;
+  bool finished = cfg_.train.max_steps > 0 && state_.global_step >= cfg_.train.max_steps;
   while (!finished && state_.epoch < cfg_.train.epochs) {
     sharder_->epoch_order(state_.epoch, order_);
     EpochRecord rec;
     rec.epoch = state_.epoch;
-    double epoch_loss = 0.0;
-    int64_t epoch_correct = 0, epoch_samples = 0;
     progress.begin_epoch(state_.epoch, steps);
     const auto start = Clock::now();
+    const int64_t first_step = state_.step_in_epoch;
+    StepRecord s;
     while (state_.step_in_epoch < steps) {
-      const StepRecord s = train_step(state_.step_in_epoch, order_, rec, epoch_loss, epoch_correct);
+      const bool stop = train_step(state_.step_in_epoch, order_, rec, s);
       ++state_.step_in_epoch;
-      epoch_samples += s.samples;
       if (opts_.on_step) opts_.on_step(s);
       progress.step(state_.step_in_epoch, s.loss);
+      if (cfg_.train.check_replicas_every > 0 && state_.global_step % cfg_.train.check_replicas_every == 0)
+        check_replicas();
+      if (ckc.every_steps > 0 && state_.global_step % ckc.every_steps == 0) save_checkpoint(false, "every_steps");
+      if (stop) {
+        // Every rank saw the same reduced flag: all save here and leave together.
+        save_checkpoint(false, "stop requested");
+        result.preempted = true;
+        result.steps = state_.global_step;
+        return result;
+      }
       // max_steps depends only on counters that are identical on every rank.
       if (cfg_.train.max_steps > 0 && state_.global_step >= cfg_.train.max_steps) {
         finished = true;
@@ -174,20 +291,33 @@ TrainResult Trainer::run() {
     }
     rec.seconds = seconds_between(start, Clock::now());
     rec.global_step = state_.global_step;
-    rec.train_loss = epoch_samples ? epoch_loss / static_cast<double>(epoch_samples) : 0.0;
-    rec.train_accuracy = epoch_samples ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_samples) : 0.0;
-    rec.samples_per_second = rec.seconds > 0 ? static_cast<double>(epoch_samples) / rec.seconds : 0.0;
+    const auto n = static_cast<double>(state_.epoch_samples);
+    rec.train_loss = n > 0 ? state_.epoch_loss / n : 0.0;
+    rec.train_accuracy = n > 0 ? static_cast<double>(state_.epoch_correct) / n : 0.0;
+    const auto done_here = static_cast<double>((state_.step_in_epoch - first_step) * cfg_.train.batch_size);
+    rec.samples_per_second = rec.seconds > 0 ? std::min(done_here, n) / rec.seconds : 0.0;
+    const bool epoch_complete = state_.step_in_epoch >= steps;
+    if (!epoch_complete) {
+      // Stopped by max_steps inside the epoch: report what was done; the epoch continues on resume.
+      finish_epoch(rec, result);
+      progress.end_epoch(rec);
+      break;
+    }
     finish_epoch(rec, result);
     progress.end_epoch(rec);
-    if (state_.step_in_epoch >= steps) {
-      ++state_.epoch;
-      state_.step_in_epoch = 0;
-    }
+    ++state_.epoch;
+    state_.step_in_epoch = 0;
+    state_.epoch_loss = 0.0;
+    state_.epoch_correct = state_.epoch_samples = 0;
+    const bool best = rec.val.has_value() && early_.improved();
+    if (ckc.every_epochs > 0 && state_.epoch % ckc.every_epochs == 0) save_checkpoint(best, "every_epochs");
+    else if (best && opts_.checkpointer) opts_.checkpointer->save_best(snapshot());
     if (rec.stopped_early) {
       result.stopped_early = true;
       finished = true;
     }
   }
+  if (ckc.at_end) save_checkpoint(false, "end of training");
   result.steps = state_.global_step;
   return result;
 }

@@ -17,6 +17,7 @@ enum class InitKind { auto_, he, xavier };
 enum class ScheduleKind { constant, step, exponential, cosine };
 enum class StopMetric { val_loss, val_accuracy };
 enum class DeviceChoice { cpu, cuda, auto_ };
+enum class NonFinitePolicy { stop, skip };
 
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
@@ -25,6 +26,8 @@ struct RunConfig {
   std::string dir;                 // empty: runs/<name>
   uint64_t seed = 42;
   DeviceChoice device = DeviceChoice::cpu;
+  bool tf32 = false;               // GPU GEMMs on TF32 tensor cores (faster, ~1e-3 relative error)
+  bool allow_shared_gpu = false;   // let several ranks of a node share one GPU
 };
 
 struct DataConfig {
@@ -51,6 +54,8 @@ struct TrainConfig {
   bool drop_last = false;
   int64_t max_steps = 0;           // 0: no limit
   bool progress = true;            // progress bar when stdout is a terminal
+  NonFinitePolicy non_finite = NonFinitePolicy::stop;  // a NaN/inf loss or gradient norm
+  int64_t check_replicas_every = 1000;  // compare weight checksums across ranks every N steps; 0: off
 };
 
 struct OptimizerConfig {
@@ -81,6 +86,14 @@ struct EarlyStopConfig {
   double min_delta = 0.0;
 };
 
+struct CheckpointConfig {
+  std::string dir;                 // empty: <run dir>/checkpoints
+  int64_t every_epochs = 1;        // 0: off
+  int64_t every_steps = 0;         // 0: off
+  int64_t keep = 3;                // periodic checkpoints kept (best.h5 is kept besides)
+  bool at_end = true;              // save when training ends
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -89,6 +102,7 @@ struct Config {
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   EarlyStopConfig early_stopping;
+  CheckpointConfig checkpoint;
 };
 
 // Documentation of one key, for help output.
@@ -101,6 +115,8 @@ std::vector<KeyDoc> config_key_docs();
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
 // Parses TOML text (for checkpoints' stored configs and tests); origin names it in messages.
 Config parse_config_text(const std::string& text, const std::string& origin);
+// parse_config_text, then each "section.key=value".
+Config load_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& overrides);
 
 // The resolved configuration as TOML text, every key present.
 std::string config_to_toml(const Config& c);
@@ -114,5 +130,9 @@ std::string to_string(OptimizerKind k);
 std::string to_string(ScheduleKind k);
 std::string to_string(DeviceChoice d);
 std::string run_dir_of(const Config& c);
+std::string checkpoint_dir_of(const Config& c);
+// The reverse: false when the name is unknown.
+bool from_string(const std::string& name, Activation& out);
+bool from_string(const std::string& name, OptimizerKind& out);
 
 }  // namespace lockstep

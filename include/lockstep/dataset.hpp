@@ -77,7 +77,14 @@ struct Datasets {
   double mean = 0.0, stddev = 1.0;                       // normalisation applied to all three
 };
 
+// The part of an HDF5 file's feature rows that this process checks for NaN/inf while loading:
+// part `part` of `parts` (pass the rank and world size, inside collectively(), so every row is
+// read once by one rank rather than by every rank; the default checks every row here).
+struct ScanShare {
+  int part = 0, parts = 1;
+};
+
 // Loads and validates the configured data for a model whose input width is input_dim.
-Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed);
+Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, ScanShare share = {});
 
 }  // namespace lockstep

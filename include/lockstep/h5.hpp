@@ -48,6 +48,8 @@ class Handle {
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset() noexcept;
+  // Gives up ownership (the caller closes it and checks the status).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -68,6 +70,9 @@ class QuietErrors {
 
 // True when the file starts with the HDF5 signature (at offset 0).
 bool is_hdf5_file(const std::string& path);
+
+// "; ... set HDF5_USE_FILE_LOCKING=FALSE" when an HDF5 error is a file-locking failure, else "".
+std::string locking_hint(const std::string& hdf5_error);
 
 Handle create_file(const std::string& path);                 // truncates
 Handle open_file(const std::string& path, bool writable);    // UserError naming the file on failure

@@ -20,8 +20,14 @@ class Optimizer {
  public:
   Optimizer(Backend& backend, const OptimizerConfig& cfg, size_t n_params);
 
-  // Updates params[0..n) from grads (sums over batch_samples samples) at learning rate lr.
+  // Updates params[0..n) from grads (sums over batch_samples samples) at learning rate lr:
+  // measure() then apply().
   StepStats step(float* params, const float* grads, double lr, int64_t batch_samples);
+  // The gradient's norm and clipping coefficient (one read of the gradients). The trainer looks
+  // at them before deciding to apply the step (a non-finite norm skips or stops it).
+  StepStats measure(const float* grads, int64_t batch_samples) const;
+  // The fused update with the scalars from measure().
+  void apply(float* params, const float* grads, double lr, int64_t batch_samples, const StepStats& stats);
 
   // The per-step scalars for the next step (step_count()+1), exposed for tests and kernels.
   OptimStep make_step(double lr, double grad_scale) const;

@@ -28,6 +28,9 @@ struct TrainerState {
   int64_t epoch = 0;          // current epoch, 0-based
   int64_t step_in_epoch = 0;  // next global batch of the epoch; its first sample is step_in_epoch * batch
   int64_t global_step = 0;    // optimizer steps taken
+  // Sums over the steps of the current epoch so far, so a resumed epoch reports the same metrics.
+  double epoch_loss = 0.0;
+  int64_t epoch_correct = 0, epoch_samples = 0;
   EarlyStopState early;
 };
 
@@ -38,6 +41,7 @@ struct StepRecord {
   double lr = 0.0;
   double loss = 0.0;     // mean over the global batch
   double grad_norm = 0.0;
+  bool skipped = false;  // non-finite loss or gradient: the update was not applied
 };
 
 struct EpochRecord {
@@ -50,6 +54,7 @@ struct EpochRecord {
   double seconds = 0.0, compute_seconds = 0.0, allreduce_seconds = 0.0, data_seconds = 0.0;
   double forward_seconds = 0.0, backward_seconds = 0.0, optimizer_seconds = 0.0;
   double samples_per_second = 0.0;
+  int64_t skipped_steps = 0;   // steps skipped for a non-finite loss or gradient
   bool stopped_early = false;
 };
 
@@ -57,7 +62,11 @@ struct TrainResult {
   std::vector<EpochRecord> epochs;
   int64_t steps = 0;
   bool stopped_early = false;
+  bool preempted = false;   // stopped on request (signal) after a checkpoint
 };
+
+class Checkpointer;
+struct CheckpointData;
 
 struct TrainerOptions {
   std::ostream* log = nullptr;      // rank-0 progress lines; null: quiet
@@ -66,6 +75,11 @@ struct TrainerOptions {
   // Communicator for the gradient allreduce on the backend's buffers (NCCL for device memory);
   // null: the control communicator (MPI on host memory).
   Comm* gradient_comm = nullptr;
+  // Saves checkpoints as configured ([checkpoint]); null: none.
+  Checkpointer* checkpointer = nullptr;
+  // Polled on every rank at each step boundary; if it returns true on ANY rank, all ranks save a
+  // checkpoint and stop (TrainResult::preempted). Default: a stop signal arrived (signals.hpp).
+  std::function<bool()> stop_requested;
 };
 
 class Trainer {
@@ -83,10 +97,21 @@ class Trainer {
   int64_t total_steps() const;
   EvalResult evaluate(const DataSource& data);
 
+  // The full state as a checkpoint image (collective only in that device buffers are copied).
+  CheckpointData snapshot() const;
+  // Continues from a checkpoint: weights, optimizer state and step, position, schedule and
+  // early-stopping state. The caller has checked compatibility (resume_incompatibilities).
+  void restore(const CheckpointData& ck);
+
  private:
-  StepRecord train_step(int64_t step_in_epoch, const std::vector<int64_t>& order, EpochRecord& acc,
-                        double& epoch_loss, int64_t& epoch_correct);
+  // Runs one step; returns whether any rank asked to stop.
+  bool train_step(int64_t step_in_epoch, const std::vector<int64_t>& order, EpochRecord& acc, StepRecord& rec);
   void finish_epoch(EpochRecord& rec, TrainResult& result);
+  void save_checkpoint(bool best, const char* reason);
+  // Acts on a step whose reduced loss or gradient norm is not finite (skip or stop, per config).
+  void handle_non_finite(const StepRecord& rec, bool first_skip);
+  // Compares a checksum of the weights across ranks; a mismatch stops every rank.
+  void check_replicas();
 
   Config cfg_;
   Comm* comm_;
@@ -107,6 +132,9 @@ class Trainer {
   Buffer<float> x_;
   Buffer<int32_t> y_;
   std::vector<int64_t> order_;
+  std::string last_metrics_json_;
+  int64_t last_saved_step_ = -1;
+  int64_t skipped_total_ = 0;
 };
 
 }  // namespace lockstep

@@ -80,14 +80,16 @@ min_delta = 0.002
 )";
 
 const std::vector<std::string> kAllKeys{
-    "run.name", "run.dir", "run.seed", "run.device", "data.train_images", "data.train_labels", "data.test_images",
+    "run.name", "run.dir", "run.seed", "run.device", "run.tf32", "run.allow_shared_gpu",
+    "data.train_images", "data.train_labels", "data.test_images",
     "data.test_labels", "data.classes", "data.val_size", "data.normalize", "data.eval_batch", "model.layers",
     "model.activation", "model.init", "train.epochs", "train.batch_size", "train.grad_accum", "train.drop_last",
-    "train.max_steps", "train.progress", "optimizer.name", "optimizer.lr", "optimizer.momentum",
+    "train.max_steps", "train.progress", "train.non_finite", "train.check_replicas_every", "optimizer.name", "optimizer.lr", "optimizer.momentum",
     "optimizer.nesterov", "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.alpha",
     "optimizer.weight_decay", "optimizer.clip_norm", "schedule.kind", "schedule.warmup_steps", "schedule.step_size",
     "schedule.gamma", "schedule.decay_steps", "schedule.min_lr", "early_stopping.enabled", "early_stopping.metric",
-    "early_stopping.patience", "early_stopping.min_delta"};
+    "early_stopping.patience", "early_stopping.min_delta", "checkpoint.dir", "checkpoint.every_epochs",
+    "checkpoint.every_steps", "checkpoint.keep", "checkpoint.at_end"};
 
 void expect_every_key(const Config& c) {
   EXPECT_EQ(c.run.name, "exp-7");

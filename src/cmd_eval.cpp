@@ -1,0 +1,140 @@
+// `lockstep eval` (a checkpoint on the validation and test sets, across ranks) and
+// `lockstep inspect` (a human summary of a checkpoint file, on rank 0).
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "lockstep/agree.hpp"
+#include "lockstep/checkpointer.hpp"
+#include "lockstep/checksum.hpp"
+#include "lockstep/dataset.hpp"
+#include "lockstep/device.hpp"
+#include "lockstep/evaluate.hpp"
+#include "lockstep/exit_codes.hpp"
+#include "lockstep/launch.hpp"
+
+namespace lockstep {
+namespace {
+
+struct EvalArgs : ConfigArgs {
+  std::string checkpoint;
+};
+
+int run_eval(Comm& comm, const EvalArgs& a) {
+  const bool root = comm.rank() == 0;
+  CheckpointData ck;
+  std::string path;
+  collectively(
+      comm,
+      [&] {
+        if (!root) return;
+        path = resolve_resume(a.checkpoint, "");
+        ck = read_checkpoint_or_offer_previous(path);
+      },
+      std::cerr);
+  broadcast_checkpoint(comm, ck, 0);
+  // The data come from the checkpoint's own config unless --config/--set say otherwise; the
+  // model always comes from the checkpoint.
+  Config cfg;
+  collectively(
+      comm,
+      [&] {
+        check_launch(comm.size());
+        cfg = a.config.empty() ? load_config_text(ck.config_toml, a.checkpoint + " (stored config)", a.sets)
+                               : load_config(a.config, a.sets);
+        cfg.model.layers = ck.layers;
+        cfg.model.activation = ck.activation;
+        validate_config(cfg, comm.size());
+      },
+      std::cerr);
+  Datasets data;
+  collectively(comm, [&] { data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed); }, std::cerr);
+  std::unique_ptr<Backend> backend;
+  collectively(comm, [&] { backend = make_backend(cfg, comm, root ? &std::cout : nullptr); }, std::cerr);
+  Mlp model(*backend, ck.layers, ck.activation);
+  model.set_params(ck.params);
+  Evaluator evaluator(model, cfg.data.eval_batch);
+  if (root)
+    std::cout << "checkpoint " << path << ": " << model_summary(cfg, model.num_params()) << ", step "
+              << ck.trainer.global_step << std::endl;
+  auto report = [&](const char* name, const std::shared_ptr<const DataSource>& d) {
+    if (!d) return;
+    const EvalResult r = evaluator.run(*d, comm);
+    if (root)
+      std::cout << std::left << std::setw(11) << name << " accuracy " << std::fixed << std::setprecision(4)
+                << r.accuracy << "  loss " << r.loss << "  (" << r.count << " samples)" << std::endl;
+  };
+  report("validation", data.val);
+  report("test", data.test);
+  return exit_code::ok;
+}
+
+int run_inspect(Comm& comm, const std::string& path_arg) {
+  CheckpointData ck;
+  std::string path;
+  collectively(
+      comm,
+      [&] {
+        if (comm.rank() != 0) return;
+        path = resolve_resume(path_arg, "");
+        ck = read_checkpoint_or_offer_previous(path);
+      },
+      std::cerr);
+  if (comm.rank() != 0) return exit_code::ok;
+  std::cout << "checkpoint " << path << "\n  format " << ck.format_version << ", written by lockstep "
+            << ck.lockstep_version << " at " << ck.created << " on " << ck.world_size << " rank(s), global batch "
+            << ck.global_batch << "\n  model:";
+  size_t params = 0;
+  for (size_t l = 0; l + 1 < ck.layers.size(); ++l) {
+    const size_t n = static_cast<size_t>(ck.layers[l] * ck.layers[l + 1] + ck.layers[l + 1]);
+    params += n;
+    std::cout << "\n    layer " << l << ": weight [" << ck.layers[l + 1] << ", " << ck.layers[l] << "], bias ["
+              << ck.layers[l + 1] << "], " << (l + 2 == ck.layers.size() ? "linear" : to_string(ck.activation))
+              << " (" << n << " parameters)";
+  }
+  std::cout << "\n    total " << params << " parameters, checksum "
+            << hex64(fnv1a64(ck.params.data(), ck.params.size() * sizeof(float)))
+            << "\n  optimizer: " << to_string(ck.optimizer.name) << ", lr "
+            << ck.optimizer.lr << ", weight_decay " << ck.optimizer.weight_decay << ", clip_norm "
+            << ck.optimizer.clip_norm << ", " << ck.optimizer_step << " steps, " << ck.optimizer_state.size()
+            << " state buffer(s)\n  position: epoch " << ck.trainer.epoch + 1 << ", step " << ck.trainer.step_in_epoch
+            << " of the epoch (sample " << ck.trainer.step_in_epoch * ck.global_batch << "), global step "
+            << ck.trainer.global_step << ", last lr " << ck.lr << ", seed " << ck.seed << "\n";
+  if (ck.trainer.early.has_best) {
+    // The stored score is "higher is better": the negated loss for val_loss.
+    const Config saved = parse_config_text(ck.config_toml, path + " (stored config)");
+    const bool loss = saved.early_stopping.metric == StopMetric::val_loss;
+    std::cout << "  early stopping: best " << (loss ? "val_loss " : "val_accuracy ")
+              << (loss ? -ck.trainer.early.best : ck.trainer.early.best) << ", " << ck.trainer.early.bad_epochs
+              << " epoch(s) without improvement\n";
+  }
+  for (const auto& [k, v] : ck.notes) std::cout << "  " << k << ": " << v << "\n";
+  if (!ck.last_metrics_json.empty()) {
+    const auto m = nlohmann::json::parse(ck.last_metrics_json);
+    std::cout << "  last metrics:";
+    for (const char* key : {"epoch", "train_loss", "val_accuracy", "test_accuracy"})
+      if (m.contains(key)) std::cout << " " << key << " " << m[key];
+    std::cout << "\n";
+  }
+  std::cout << std::flush;
+  return exit_code::ok;
+}
+
+}  // namespace
+
+void add_eval_commands(CLI::App& app, CommandTable& table) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand("eval", "evaluate a checkpoint on the validation and test sets");
+  eval->add_option("-k,--checkpoint", args->checkpoint, "checkpoint file, or a checkpoint directory (its latest)")
+      ->required();
+  add_config_options(eval, *args);
+  table.add(eval, [args](Comm& comm) { return run_eval(comm, *args); });
+
+  auto path = std::make_shared<std::string>();
+  auto* inspect = app.add_subcommand("inspect", "print a summary of a checkpoint file");
+  inspect->add_option("checkpoint", *path, "checkpoint file or directory")->required();
+  table.add(inspect, [path](Comm& comm) { return run_inspect(comm, *path); });
+}
+
+}  // namespace lockstep
