@@ -89,19 +89,27 @@ void optimizer_loop(const OptimStep& s, float* __restrict p, const float* __rest
   }
 }
 
+}  // namespace
+
+// The default host memory: 64-byte aligned (whole cache lines and full AVX-512 vectors).
+void* Backend::allocate_host(size_t bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void Backend::release_host(void* p) noexcept { std::free(p); }
+
+namespace {
+
 class CpuBackend final : public Backend {
  public:
   DeviceKind kind() const override { return DeviceKind::cpu; }
   std::string describe() const override { return "cpu (OpenBLAS)"; }
 
-  void* allocate(size_t bytes) override {
-    // 64-byte alignment: whole cache lines and full AVX-512 vectors.
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (!p) throw std::bad_alloc();
-    return p;
-  }
-  void release(void* p) noexcept override { std::free(p); }
+  // Device memory is host memory here.
+  void* allocate(size_t bytes) override { return allocate_host(bytes); }
+  void release(void* p) noexcept override { release_host(p); }
   void to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }

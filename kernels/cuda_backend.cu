@@ -52,6 +52,20 @@ class CudaBackend final : public Backend {
     LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
     LOCKSTEP_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
+  void* allocate_host(size_t bytes) override {
+    void* p = nullptr;
+    LOCKSTEP_CUDA_CHECK(cudaMallocHost(&p, bytes == 0 ? 1 : bytes));
+    return p;
+  }
+  void release_host(void* p) noexcept override {
+    if (p && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+  }
+  // Ordered after the queued kernels; from pinned memory the copy engine reads host_src
+  // directly, so the caller keeps it unchanged until the next synchronize().
+  void to_device_async(void* dst, const void* host_src, size_t bytes) override {
+    if (bytes == 0) return;
+    LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
   void to_host(void* host_dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));

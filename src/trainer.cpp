@@ -61,14 +61,7 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
 
   max_local_rows_ = ceil_div(ceil_div(cfg_.train.batch_size, comm.size()), cfg_.train.grad_accum);
   ws_ = std::make_unique<Workspace>(*model_, max_local_rows_);
-  const auto rows = static_cast<size_t>(max_local_rows_);
-  const auto dim = static_cast<size_t>(model_->input_dim());
-  if (backend.kind() != DeviceKind::cpu) {
-    x_host_.resize(rows * dim);
-    y_host_.resize(rows);
-  }
-  x_ = Buffer<float>(backend, rows * dim);
-  y_ = Buffer<int32_t>(backend, rows);
+  stager_ = std::make_unique<BatchStager>(backend, max_local_rows_, model_->input_dim());
   order_.reserve(static_cast<size_t>(n));
   data_.train->reserve(max_local_rows_);
 }
@@ -81,6 +74,28 @@ int64_t Trainer::total_steps() const {
 }
 
 EvalResult Trainer::evaluate(const DataSource& data) { return evaluator_->run(data, *comm_); }
+
+Range Trainer::micro_range(Range slice, int64_t j) const {
+  return split_evenly(slice.size(), static_cast<int>(j), static_cast<int>(cfg_.train.grad_accum));
+}
+
+void Trainer::prefetch_after(int64_t b, int64_t j, const std::vector<int64_t>& order) {
+  // The next non-empty micro-batch of this step, else of the next step of this epoch (the next
+  // epoch's order does not exist yet: its first batch is staged when it is needed).
+  // Nor past max_steps: the step in progress is number global_step + 1.
+  const bool last_step = cfg_.train.max_steps > 0 && state_.global_step + 1 >= cfg_.train.max_steps;
+  const int64_t end = last_step ? b + 1 : sharder_->steps_per_epoch();
+  for (int64_t step = b, micro = j + 1; step < end; ++step, micro = 0) {
+    const Range slice = sharder_->slice(step, comm_->rank(), comm_->size());
+    for (; micro < cfg_.train.grad_accum; ++micro) {
+      const Range mb = micro_range(slice, micro);
+      if (mb.size() == 0) continue;
+      stager_->prefetch(*data_.train, BatchKey{state_.epoch, step, micro}, order.data() + slice.begin + mb.begin,
+                        mb.size());
+      return;
+    }
+  }
+}
 
 bool Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochRecord& acc, StepRecord& rec) {
   Backend& be = *backend_;
@@ -96,24 +111,30 @@ bool Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochReco
   int64_t correct = 0;
   bool have_grads = false;
   for (int64_t j = 0; j < cfg_.train.grad_accum; ++j) {
-    const Range mb = split_evenly(slice.size(), static_cast<int>(j), static_cast<int>(cfg_.train.grad_accum));
+    const Range mb = micro_range(slice, j);
     if (mb.size() == 0) continue;
     const auto td = Clock::now();
-    stage_batch(be, *data_.train, order.data() + slice.begin + mb.begin, mb.size(), x_host_, y_host_, x_.data(),
-                y_.data());
+    const StagedBatch in = stager_->acquire(*data_.train, BatchKey{state_.epoch, b, j},
+                                            order.data() + slice.begin + mb.begin, mb.size());
+    ++acc.staged_batches;
+    if (stager_->last_was_prefetched()) ++acc.prefetched_batches;
     const auto tf = Clock::now();
-    const float* logits = forward(*model_, *ws_, x_.data(), mb.size());
-    const LossSums s = be.softmax_xent(static_cast<int>(mb.size()), classes, logits, y_.data(), ws_->dlogits());
+    const float* logits = forward(*model_, *ws_, in.x, mb.size());
+    const LossSums s = be.softmax_xent(static_cast<int>(mb.size()), classes, logits, in.y, ws_->dlogits());
     const auto tb = Clock::now();
     loss += s.loss;
     correct += s.correct;
-    backward(*model_, *ws_, x_.data(), mb.size(), have_grads);
+    backward(*model_, *ws_, in.x, mb.size(), have_grads);
     have_grads = true;
+    // While a device backend still runs the backward pass, gather the next micro-batch.
+    const auto tp = Clock::now();
+    prefetch_after(b, j, order);
+    const auto tq = Clock::now();
     be.synchronize();
     const auto te = Clock::now();
-    data_s += seconds_between(td, tf);
+    data_s += seconds_between(td, tf) + seconds_between(tp, tq);
     forward_s += seconds_between(tf, tb);
-    backward_s += seconds_between(tb, te);
+    backward_s += seconds_between(tb, tp) + seconds_between(tq, te);
   }
   // A rank with an empty slice still takes part in the allreduce, with zeros (invariant 1).
   if (!have_grads) be.fill(model_->grads(), model_->num_params(), 0.0f);

@@ -39,6 +39,14 @@ class Backend {
   virtual void fill(float* x, size_t n, float value) = 0;
   virtual void synchronize() {}
 
+  // Host memory that to_device_async copies from (pinned on a GPU, so the copy runs without a
+  // staging bounce). release_host never throws.
+  virtual void* allocate_host(size_t bytes);
+  virtual void release_host(void* p) noexcept;
+  // Enqueues a copy after the work already queued; host_src must stay unchanged until the next
+  // synchronize(). The CPU backend copies at once.
+  virtual void to_device_async(void* dst, const void* host_src, size_t bytes) { to_device(dst, host_src, bytes); }
+
   // Row-major C(m,n) = alpha * op(A)(m,k) * op(B)(k,n) + beta * C.
   virtual void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc) = 0;
@@ -66,6 +74,44 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+
+// Owner of n elements of T in a backend's host memory (allocate_host). Movable, not copyable.
+template <typename T>
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  HostBuffer(Backend& be, size_t n) : be_(&be), n_(n) {
+    if (n_ > 0) p_ = static_cast<T*>(be.allocate_host(n_ * sizeof(T)));
+  }
+  ~HostBuffer() { reset(); }
+  HostBuffer(HostBuffer&& o) noexcept
+      : be_(o.be_), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  HostBuffer& operator=(HostBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      be_ = o.be_;
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  void reset() noexcept {
+    if (p_ && be_) be_->release_host(p_);
+    p_ = nullptr;
+    n_ = 0;
+  }
+  Backend* be_ = nullptr;
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
 
 // Owner of n elements of T in a backend's memory. Movable, not copyable.
 template <typename T>

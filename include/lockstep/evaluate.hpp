@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lockstep/backend.hpp"
+#include "lockstep/batch_stager.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/dataset.hpp"
 #include "lockstep/model.hpp"
@@ -27,15 +28,8 @@ class Evaluator {
   const Mlp* model_;
   int64_t batch_;
   Workspace ws_;
-  std::vector<int64_t> rows_;
-  std::vector<float> x_host_;
-  std::vector<int32_t> y_host_;
-  Buffer<float> x_;
-  Buffer<int32_t> y_;
+  std::vector<int64_t> rows_;  // (batch) row indices of the chunk being staged
+  BatchStager stager_;
 };
-
-// Stages rows of a data source into backend buffers (directly when the backend is the CPU).
-void stage_batch(Backend& be, const DataSource& data, const int64_t* rows, int64_t n, std::vector<float>& x_host,
-                 std::vector<int32_t>& y_host, float* x_dev, int32_t* y_dev);
 
 }  // namespace lockstep

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lockstep/backend.hpp"
+#include "lockstep/batch_stager.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/config.hpp"
 #include "lockstep/dataset.hpp"
@@ -55,6 +56,9 @@ struct EpochRecord {
   double forward_seconds = 0.0, backward_seconds = 0.0, optimizer_seconds = 0.0;
   double samples_per_second = 0.0;
   int64_t skipped_steps = 0;   // steps skipped for a non-finite loss or gradient
+  // Micro-batches this rank staged, and how many of them were gathered ahead, during the
+  // previous one's backward pass (all but an epoch's first when prefetching works).
+  int64_t staged_batches = 0, prefetched_batches = 0;
   bool stopped_early = false;
 };
 
@@ -104,6 +108,10 @@ class Trainer {
   void restore(const CheckpointData& ck);
 
  private:
+  // Rows of micro-batch j within this rank's slice of a step.
+  Range micro_range(Range slice, int64_t j) const;
+  // Prefetches the micro-batch that follows micro-batch j of step b (none after an epoch's last).
+  void prefetch_after(int64_t b, int64_t j, const std::vector<int64_t>& order);
   // Runs one step; returns whether any rank asked to stop.
   bool train_step(int64_t step_in_epoch, const std::vector<int64_t>& order, EpochRecord& acc, StepRecord& rec);
   void finish_epoch(EpochRecord& rec, TrainResult& result);
@@ -127,10 +135,7 @@ class Trainer {
   TrainerState state_;
   // Step buffers, sized once.
   int64_t max_local_rows_ = 0;  // largest micro-batch on any rank
-  std::vector<float> x_host_;
-  std::vector<int32_t> y_host_;
-  Buffer<float> x_;
-  Buffer<int32_t> y_;
+  std::unique_ptr<BatchStager> stager_;  // double-buffered micro-batch input
   std::vector<int64_t> order_;
   std::string last_metrics_json_;
   int64_t last_saved_step_ = -1;

@@ -135,6 +135,13 @@ TEST(DataParallel, GradientAccumulationMatchesOneMicroBatch) {
   ASSERT_EQ(plain.steps.size(), accum.steps.size());
   EXPECT_TRUE(test::all_close(accum.params, as_double(plain.params), kSplitRtol, 1e-6));
   expect_same_on_all_ranks(*comm, accum.params);
+  // 5 steps x 4 micro-batches on every rank (slices of 48, 24 or 16 rows); each but the epoch's
+  // first was gathered during the previous micro-batch's backward pass.
+  ASSERT_EQ(accum.result.epochs.size(), 1u);
+  EXPECT_EQ(accum.result.epochs[0].staged_batches, 20);
+  EXPECT_EQ(accum.result.epochs[0].prefetched_batches, 19);
+  EXPECT_EQ(plain.result.epochs[0].staged_batches, 5);
+  EXPECT_EQ(plain.result.epochs[0].prefetched_batches, 4);
 }
 
 TEST(DataParallel, EvaluationCountsEverySampleOnce) {

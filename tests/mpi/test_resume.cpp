@@ -6,6 +6,8 @@
 // once, and the weights match within 1e-5.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -198,8 +200,20 @@ TEST(ResumeAcrossWorldSizes, SameSamplesOnceAndSameWeights) {
       EXPECT_EQ(static_cast<int64_t>(first.loss.size() + rest.loss.size()), static_cast<int64_t>(whole.loss.size()));
       EXPECT_TRUE(test::all_close(rest.params, std::vector<double>(whole.params.begin(), whole.params.end()), 1e-5, 1e-6));
     }
-    // Every training sample of the epoch gathered exactly once over both halves and all ranks.
+    // The interrupted half also gathered the next step's slice ahead of time (prefetch during
+    // the last backward pass) and never trained on it: exactly those rows, last.
     std::vector<int64_t> mine = data1->seen;
+    if (many_first || comm->rank() == 0) {
+      const Sharder sharder(base->size(), cfg.train.batch_size, cfg.train.drop_last, cfg.run.seed);
+      std::vector<int64_t> order;
+      sharder.epoch_order(0, order);
+      const Range ahead = sharder.slice(stop_at, before.rank(), before.size());
+      const auto n = static_cast<size_t>(ahead.size());
+      ASSERT_GE(mine.size(), n);
+      EXPECT_TRUE(std::equal(mine.end() - static_cast<std::ptrdiff_t>(n), mine.end(), order.begin() + ahead.begin));
+      mine.resize(mine.size() - n);
+    }
+    // Every training sample of the epoch trained on exactly once over both halves and all ranks.
     mine.insert(mine.end(), data2->seen.begin(), data2->seen.end());
     const auto rows = all_rows(*comm, mine);
     EXPECT_EQ(rows.size(), 200u);
