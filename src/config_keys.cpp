@@ -1,5 +1,6 @@
 // Every configuration key, once: name, type and range, default (from config.hpp's initialisers)
 // and documentation. Adding a key means adding one line here and a member in config.hpp.
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -71,11 +72,11 @@ std::string quoted(const std::string& s) {
   return os.str();
 }
 
+// The shortest text that reads back as exactly v (0.9, not 0.90000000000000002).
 std::string show_double(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  std::string s = os.str();
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, res.ptr);
   // TOML needs a '.' or exponent to read a float back as a float.
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
