@@ -4,13 +4,35 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ostream>
 
 #include "lockstep/trainer.hpp"
 
 namespace lockstep {
 
-bool stdout_is_terminal() { return isatty(1) == 1; }
+namespace {
+
+// Whether descriptor fd of process pid is a terminal, from the link /proc/pid/fd/fd.
+bool proc_fd_is_terminal(pid_t pid, int fd) {
+  char link[64], target[256];
+  std::snprintf(link, sizeof link, "/proc/%d/fd/%d", static_cast<int>(pid), fd);
+  const ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  return std::strncmp(target, "/dev/pts/", 9) == 0 || std::strncmp(target, "/dev/tty", 8) == 0;
+}
+
+}  // namespace
+
+// Open MPI gives every rank a pseudo-terminal as stdout, even when mpirun's own output goes to
+// a file; there the launcher (the rank's parent: mpirun or orted) tells whether a person sees it.
+bool stdout_is_terminal() {
+  if (isatty(1) != 1) return false;
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE")) return true;
+  return proc_fd_is_terminal(getppid(), 1);
+}
 
 Progress::Progress(std::ostream* out, bool bar, int64_t epochs) : out_(out), bar_(bar && out), epochs_(epochs) {}
 
