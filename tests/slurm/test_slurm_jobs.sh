@@ -49,7 +49,7 @@ cpus=$(nproc)
 export LOCKSTEP="$bin"
 cd "$work"   # jobs start in the submit directory: relative paths resolve here
 
-# A small run: 300 steps of a 784-64-10 MLP; a checkpoint every 25 steps, all kept.
+# A small run: 400 steps of a 784-64-10 MLP; a checkpoint every 25 steps, all kept.
 cat >tiny.toml <<EOF
 [run]
 seed = 11
@@ -63,7 +63,7 @@ layers = [784, 64, 10]
 [train]
 epochs = 1
 batch_size = 64
-max_steps = 300
+max_steps = 400
 progress = false
 [optimizer]
 name = "adam"
@@ -80,9 +80,9 @@ set +e; timeout 300 "${sb[@]}" --wait --output=whole.out "$train" tiny.toml whol
 log=$(echo whole/logs/train-*.log)
 grep -q "2 rank(s) on cpu" "$log" || fail "the job did not train on 2 ranks"
 grep -q '^+ srun --mpi=pmix' "$log" || fail "not launched with srun --mpi=pmix"
-[ "$(wc -l <whole/metrics.jsonl)" -eq 1 ] && grep -q '"step":300' whole/metrics.jsonl ||
+[ "$(wc -l <whole/metrics.jsonl)" -eq 1 ] && grep -q '"step":400' whole/metrics.jsonl ||
   fail "metrics.jsonl: $(cat whole/metrics.jsonl)"
-[ "$(cat whole/checkpoints/latest)" = step-000000300.h5 ] || fail "latest checkpoint: $(cat whole/checkpoints/latest)"
+[ "$(cat whole/checkpoints/latest)" = step-000000400.h5 ] || fail "latest checkpoint: $(cat whole/checkpoints/latest)"
 "$bin" inspect whole/checkpoints | grep -q "on 2 rank(s)" || fail "checkpoint not written by 2 ranks"
 whole_sum=$(checksum whole/checkpoints)
 echo "ok: train.sbatch on 2 tasks (srun), $whole_sum"
@@ -100,10 +100,10 @@ timeout 300 "${sb[@]}" --wait --output=cut.out "$train" tiny.toml cut >cut.sbatc
 waiter=$!
 wait_for 30 grep -q '^Submitted batch job' cut.sbatch || fail "sbatch: $(cat cut.sbatch)"
 job=$(grep -o '[0-9]*$' cut.sbatch)
-wait_for 120 test -f cut/checkpoints/step-000000025.h5 || fail "no first checkpoint in cut/"
 # Freeze both ranks while the signal travels (scancel -> slurmctld -> slurmd -> batch shell ->
 # srun -> ranks), so the stop lands mid-run however slow that path is; continue them once the
-# signal is pending in both.
+# signal is pending in both. The ranks are looked up first, so that they are frozen right
+# after the first checkpoint appears.
 ranks() {
   local p
   for p in /proc/[0-9]*; do
@@ -112,9 +112,12 @@ ranks() {
   done
   return 0
 }
-mapfile -t frozen < <(ranks)
-[ ${#frozen[@]} -eq 2 ] || fail "expected 2 rank processes, found ${#frozen[@]}"
-kill -STOP "${frozen[@]}"
+wait_for 120 grep -q "run directory cut" "cut/logs/train-$job.log" 2>/dev/null || fail "the job did not start training"
+mapfile -t pids < <(ranks)
+[ ${#pids[@]} -eq 2 ] || fail "expected 2 rank processes, found ${#pids[@]}"
+wait_for 120 test -f cut/checkpoints/step-000000025.h5 || fail "no first checkpoint in cut/"
+kill -STOP "${pids[@]}"
+frozen=("${pids[@]}")
 scancel --signal=USR1 --batch "$job"
 usr1_pending() {
   local p mask
@@ -133,7 +136,7 @@ log=cut/logs/train-$job.log
 grep -q "SIGUSR1 at .*forwarding it to the ranks" "$log" || fail "the batch script did not forward SIGUSR1"
 step=$(grep -o 'stopped on request (signal 10) at step [0-9]*' "$log" | grep -o '[0-9]*$') ||
   fail "no stop on request in $log"
-[ "$step" -gt 25 ] && [ "$step" -lt 300 ] || fail "stopped at step $step, not mid-run"
+[ "$step" -gt 25 ] && [ "$step" -lt 400 ] || fail "stopped at step $step, not mid-run"
 stop_ck=cut/checkpoints/$(printf 'step-%09d.h5' "$step")
 grep -qE "^checkpoint: $stop_ck \((stop requested|every_steps)\)" "$log" || fail "no checkpoint $stop_ck in the log"
 "$bin" inspect "$stop_ck" | grep -q "global step $step," || fail "$stop_ck is not at step $step"
