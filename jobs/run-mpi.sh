@@ -46,6 +46,9 @@ if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
 fi
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 echo "run-mpi: $np rank(s), $why ($gpus GPU(s), $cores core(s))" >&2
+if [ "$gpus" -gt 0 ]; then
+  echo "run-mpi: the ranks use the GPUs only with run.device = \"cuda\" (or \"auto\") in the config or --set" >&2
+fi
 echo "+ mpirun -np $np ${MPI_FLAGS[*]} $bin $*"
 [ "$dry_run" = 0 ] || exit 0
 exec mpirun -np "$np" "${MPI_FLAGS[@]}" "$bin" "$@"

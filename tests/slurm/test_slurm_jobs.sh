@@ -100,6 +100,9 @@ timeout 300 "${sb[@]}" --wait --output=cut.out "$train" tiny.toml cut >cut.sbatc
 waiter=$!
 wait_for 30 grep -q '^Submitted batch job' cut.sbatch || fail "sbatch: $(cat cut.sbatch)"
 job=$(grep -o '[0-9]*$' cut.sbatch)
+# A job that depends on it (afterok) must wait through the requeue for the final run.
+dep=$(sbatch --parsable -n 1 --output=/dev/null --dependency=afterok:"$job" --kill-on-invalid-dep=yes \
+      --wrap "grep -c 'lockstep exited with code' cut/logs/train-$job.log >dep.out")
 # Freeze both ranks while the signal travels (scancel -> slurmctld -> slurmd -> batch shell ->
 # srun -> ranks), so the stop lands mid-run however slow that path is; continue them once the
 # signal is pending in both. The ranks are looked up first, so that they are frozen right
@@ -148,7 +151,10 @@ grep -qF "resuming from $stop_ck: " "$log" || fail "the requeued run did not res
   fail "expected two runs, the second ending with 0"
 [ "$(checksum cut/checkpoints)" = "$whole_sum" ] ||
   fail "requeued run ends with $(checksum cut/checkpoints), the uninterrupted run with $whole_sum"
-echo "ok: USR1 at step $step -> checkpoint, exit 75, requeue, resume: same weights"
+job_done() { [ -z "$(squeue -h -j "$1" -t PD,R,CG,CF -o %i 2>/dev/null)" ]; }
+wait_for 60 job_done "$dep" || fail "the dependent job $dep did not run"
+[ "$(cat dep.out 2>/dev/null)" = 2 ] || fail "the afterok job ran after $(cat dep.out 2>/dev/null || echo no) run(s) of $job, not after both"
+echo "ok: USR1 at step $step -> checkpoint, exit 75, requeue, resume: same weights; afterok waited for the end"
 
 # --- 4. an impossible request fails at submission instead of pending -----------------------------
 start=$SECONDS
@@ -207,7 +213,6 @@ out=$(LOCKSTEP= LOCKSTEP_ROOT="$work/repo" LOG="$work/distill.log" FAIL_TEACHER=
 teacher_job=$(grep -o '^teacher job [0-9]*' <<<"$out" | grep -o '[0-9]*$') || fail "distill.sbatch: $out"
 student_job=$(grep -o '^student job [0-9]*' <<<"$out" | grep -o '[0-9]*$') || fail "distill.sbatch: $out"
 squeue -h -j "$student_job" -o '%E' | grep -q "afterok:$teacher_job" || fail "student job has no afterok:$teacher_job dependency"
-job_done() { [ -z "$(squeue -h -j "$1" -t PD,R,CG,CF -o %i 2>/dev/null)" ]; }
 wait_for 120 job_done "$student_job" || fail "the student job did not finish"
 [ "$(cat distill.log)" = "train $teacher_job"$'\n'"distill $student_job" ] || fail "distill.log: $(cat distill.log)"
 slog=$(echo student/logs/distill-"$student_job".log)
