@@ -10,7 +10,7 @@ set -euo pipefail
 cluster=$SOURCE_DIR/tests/slurm/cluster.sh
 train=$SOURCE_DIR/jobs/slurm/train.sbatch
 bin=$(readlink -f "$LOCKSTEP")
-work=$(mktemp -d /tmp/lockstep-slurm-jobs.XXXXXX)
+work=$(realpath "$(mktemp -d /tmp/lockstep-slurm-jobs.XXXXXX)")
 frozen=()
 
 cleanup() {
@@ -110,8 +110,9 @@ dep=$(sbatch --parsable -n 1 --output=/dev/null --dependency=afterok:"$job" --ki
 ranks() {
   local p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin" ] && tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "--run-dir cut " &&
-      echo "${p#/proc/}"
+    # this binary, this run directory, started in this test's folder (not another test's)
+    [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin" ] && [ "$(readlink "$p/cwd" 2>/dev/null)" = "$work" ] &&
+      tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "--run-dir cut " && echo "${p#/proc/}"
   done
   return 0
 }
