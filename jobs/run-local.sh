@@ -4,7 +4,8 @@
 #   jobs/run-local.sh                    # one rank per core
 #   jobs/run-local.sh -n 4               # four ranks
 #   jobs/run-local.sh --set train.epochs=5 --set optimizer.lr=0.002   # passed to `lockstep train`
-# Environment: LOCKSTEP_RANKS (ranks, default: cores), LOCKSTEP_RUN_DIR (default runs/local-<time>).
+# Environment: LOCKSTEP_RANKS (ranks, default: cores), LOCKSTEP_RUN_DIR (default runs/local-<time>),
+# OPENBLAS_NUM_THREADS (BLAS threads per rank, default 1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -1,12 +1,44 @@
-# Sourced by the launch scripts: sets MPI_FLAGS for `mpirun -np $1` on this machine.
-# Open MPI refuses to start as root without --allow-run-as-root, and more ranks than cores
-# without --oversubscribe.
+# Sourced by the launch scripts: what this machine offers mpirun. lockstep_cores counts the
+# physical cores this process may use; lockstep_gpus the NVIDIA GPUs the ranks will see;
+# lockstep_mpi_flags sets MPI_FLAGS for `mpirun -np $1`. Open MPI refuses to start as root
+# without --allow-run-as-root, and more ranks than cores (its default slots) without
+# --oversubscribe.
+
+# Physical cores among the CPUs this process may run on (hyper-threads of one core count once);
+# nproc when lscpu is missing.
+lockstep_cores() {
+  local allowed n
+  allowed=$(awk '/^Cpus_allowed_list:/ {print $2}' /proc/self/status 2>/dev/null)
+  if command -v lscpu >/dev/null 2>&1 && [ -n "$allowed" ]; then
+    n=$(lscpu -p=CPU,Core,Socket 2>/dev/null | awk -F, -v list="$allowed" '
+      BEGIN { k = split(list, parts, ","); for (i = 1; i <= k; i++) { m = split(parts[i], r, "-");
+              lo = r[1]; hi = (m > 1) ? r[2] : r[1]; for (c = lo; c <= hi; c++) ok[c] = 1 } }
+      /^#/ { next }
+      ($1 in ok) && !seen[$3 "," $2]++ { n++ }
+      END { print n + 0 }')
+    if [ "${n:-0}" -gt 0 ]; then echo "$n"; return 0; fi
+  fi
+  nproc
+}
+
+# NVIDIA GPUs the ranks will see: the GPU lines of `nvidia-smi -L` (0 when it is missing or
+# fails, e.g. without a driver), no more than CUDA_VISIBLE_DEVICES lists when that is set.
+lockstep_gpus() {
+  local n=0 out visible
+  if out=$(nvidia-smi -L 2>/dev/null); then n=$(grep -c '^GPU ' <<<"$out") || n=0; fi
+  if [ "$n" -gt 0 ] && [ -n "${CUDA_VISIBLE_DEVICES+set}" ]; then
+    visible=$(tr ',' '\n' <<<"$CUDA_VISIBLE_DEVICES" | grep -c '[^[:space:]]') || visible=0
+    [ "$visible" -lt "$n" ] && n=$visible
+  fi
+  echo "$n"
+}
+
 lockstep_mpi_flags() {
   local np=$1
   MPI_FLAGS=()
   if mpirun --version 2>/dev/null | grep -q "Open MPI"; then
     [ "$(id -u)" -eq 0 ] && MPI_FLAGS+=(--allow-run-as-root)
-    [ "$np" -gt "$(nproc)" ] && MPI_FLAGS+=(--oversubscribe)
+    [ "$np" -gt "$(lockstep_cores)" ] && MPI_FLAGS+=(--oversubscribe)
   fi
   return 0
 }

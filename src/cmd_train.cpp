@@ -49,6 +49,9 @@ std::string stored_config_for(Comm& comm, const TrainArgs& a) {
 }
 
 int run_train(Comm& comm, const TrainArgs& a) {
+  // First of all: a stop request that arrives while the run is being set up (a requeued job
+  // warned early, a preemption) is honoured at the first step boundary instead of killing the rank.
+  install_stop_signal_handlers();
   const bool root = comm.rank() == 0;
   const std::string stored = stored_config_for(comm, a);
   Config cfg;
@@ -144,7 +147,6 @@ int run_train(Comm& comm, const TrainArgs& a) {
                 << ck.trainer.global_step << ", sample " << ck.trainer.step_in_epoch * ck.global_batch
                 << " of the epoch (saved on " << ck.world_size << " rank(s))" << std::endl;
   }
-  install_stop_signal_handlers();
   const auto start = std::chrono::steady_clock::now();
   const TrainResult result = trainer->run();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -36,6 +36,21 @@ TEST(Launch, ConsistentLaunchesPass) {
   EXPECT_EQ(launch_mismatch(1, env_of({{"SLURM_NTASKS", "x"}})), "");
 }
 
+TEST(Launch, TheLauncherClosestToTheProcessDecides) {
+  // mpirun -np 1 inside a 2-task allocation: one rank on purpose.
+  EXPECT_EQ(launch_mismatch(1, env_of({{"SLURM_NTASKS", "2"}, {"OMPI_COMM_WORLD_SIZE", "1"}})), "");
+  // srun -n 1 inside it: the step's count, not the allocation's.
+  EXPECT_EQ(launch_mismatch(1, env_of({{"SLURM_NTASKS", "2"}, {"SLURM_STEP_NUM_TASKS", "1"}})), "");
+  // A batch script of 2 tasks that starts lockstep without a launcher: only the allocation speaks.
+  const std::string why = launch_mismatch(1, env_of({{"SLURM_NTASKS", "2"}}));
+  EXPECT_NE(why.find("SLURM_NTASKS=2"), std::string::npos) << why;
+  EXPECT_NE(why.find("without srun or mpirun"), std::string::npos) << why;
+  // A 4-task srun step whose MPI sees 1 rank is refused whatever mpirun variables linger.
+  EXPECT_NE(launch_mismatch(1, env_of({{"SLURM_STEP_NUM_TASKS", "4"}, {"OMPI_COMM_WORLD_SIZE", "1"}})), "");
+  // An unreadable value does not hide the next variable.
+  EXPECT_NE(launch_mismatch(1, env_of({{"OMPI_COMM_WORLD_SIZE", "x"}, {"SLURM_NTASKS", "3"}})), "");
+}
+
 TEST(Launch, ExplicitSingleRankIsAllowed) {
   EXPECT_EQ(launch_mismatch(1, env_of({{"SLURM_NTASKS", "4"}, {"LOCKSTEP_ALLOW_SINGLE_RANK", "1"}})), "");
 }
