@@ -83,8 +83,26 @@ H5Data::H5Data(std::string path, int classes) : path_(std::move(path)), classes_
   LOCKSTEP_REQUIRE(S_ISREG(st.st_mode), path_, ": not a regular file");
   LOCKSTEP_REQUIRE(h5::is_hdf5_file(path_), path_, ": not an HDF5 file (no HDF5 signature at its start)");
   file_ = h5::open_file(path_, /*writable=*/false);  // read-only: many ranks share the file
-  validate_features();
-  read_labels();
+  as_bad_input([&] {
+    validate_features();
+    read_labels();
+  });
+}
+
+void H5Data::as_bad_input(const std::function<void()>& fn) const {
+  // Every HDF5 call here reads the file's own structures: when one fails on a file that opened,
+  // the file is damaged (found by fuzz_h5_data: a corrupt compressed chunk of /labels). That is
+  // bad input (exit code 2, one message), not an internal error, and HDF5 prints nothing itself.
+  h5::QuietErrors quiet;
+  try {
+    fn();
+  } catch (const UserError&) {
+    throw;
+  } catch (const Error& e) {
+    std::string why = e.what();
+    if (why.rfind(path_ + ": ", 0) == 0) why = why.substr(path_.size() + 2);
+    throw UserError(fmt(path_, ": unreadable, probably damaged or truncated (", why, ")"));
+  }
 }
 
 H5Data::~H5Data() {
@@ -247,6 +265,12 @@ void H5Data::set_normalization(double mean, double stddev) {
 }
 
 FeatureMoments H5Data::scan_features(const std::vector<int64_t>* moments_rows, int part, int parts) const {
+  FeatureMoments m;
+  as_bad_input([&] { m = scan_rows(moments_rows, part, parts); });
+  return m;
+}
+
+FeatureMoments H5Data::scan_rows(const std::vector<int64_t>* moments_rows, int part, int parts) const {
   FeatureMoments m;
   if (stored_ == Stored::u8 && !moments_rows) return m;  // bytes cannot be NaN: nothing to check
   // Shares and reads are made of whole chunks, so a compressed chunk is inflated once, by one rank.

@@ -4,6 +4,7 @@
 // Deliberately not here: choosing between IDX and HDF5 input (load_datasets does that).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,8 @@ class H5Data final : public DataSource {
 
  private:
   enum class Stored { f32, f64, u8 };
+  void as_bad_input(const std::function<void()>& fn) const;  // HDF5 failures become UserError
+  FeatureMoments scan_rows(const std::vector<int64_t>* moments_rows, int part, int parts) const;
   void validate_features();
   void read_labels();
   void read_rows(int64_t distinct) const;  // sorted_[0..distinct) into buf_, by mode_

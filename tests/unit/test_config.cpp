@@ -233,6 +233,8 @@ TEST(Config, MalformedTomlGivesTheLine) {
   std::ofstream(path) << "[train\nepochs = 3\n";
   EXPECT_TRUE(throws_user_error([&] { load_config(path, {}); }, {path + ":1:", "TOML"}));
   EXPECT_TRUE(throws_user_error([&] { load_config(dir.file("absent.toml"), {}); }, {"absent.toml", "cannot be read"}));
+  // A directory used to open as an empty stream, i.e. a config of all defaults.
+  EXPECT_TRUE(throws_user_error([&] { load_config(dir.path(), {}); }, {dir.path(), "not a regular file", "directory"}));
 }
 
 TEST(Config, BadSetArguments) {

@@ -334,6 +334,16 @@ TEST(H5Dataset, RejectsNonFiniteFeaturesNamingTheRow) {
   EXPECT_TRUE(throws_user_error([&] { load_datasets(c, 3, 1); }, {p, "row 3"}));
 }
 
+// Found by fuzz_h5_data: one byte inserted into a compressed file makes /labels fail to inflate.
+// That used to escape as an internal error (exit code 1, HDF5's error stack printed); a damaged
+// file is bad input, named once.
+TEST(H5Dataset, DamagedCompressedChunkIsBadInput) {
+  const std::string p = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_corrupt_labels_chunk.h5";
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(throws_user_error([&] { open_h5_data(p, 10); }, {p, "unreadable, probably damaged", "/labels"}));
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "") << "HDF5 printed its own error stack";
+}
+
 TEST(H5Dataset, ScanSharesSplitTheRowsBetweenRanks) {
   // 53 rows in chunks of 7 (8 chunks), a NaN in row 30 (chunk 4): of 3 shares (chunks 0-2, 3-5,
   // 6-7) only the second reads it, and a single share reads everything.
