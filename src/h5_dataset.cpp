@@ -272,7 +272,8 @@ FeatureMoments H5Data::scan_features(const std::vector<int64_t>* moments_rows, i
 
 FeatureMoments H5Data::scan_rows(const std::vector<int64_t>* moments_rows, int part, int parts) const {
   FeatureMoments m;
-  if (stored_ == Stored::u8 && !moments_rows) return m;  // bytes cannot be NaN: nothing to check
+  // Bytes cannot be NaN, but uint8 files are read too: every chunk must decode here, before
+  // training, not at its first gather (found by fuzz_h5_data: a damaged compressed chunk).
   // Shares and reads are made of whole chunks, so a compressed chunk is inflated once, by one rank.
   const int64_t unit = chunk_rows_ > 0 ? chunk_rows_ : 1;
   const Range units = moments_rows ? Range{0, (n_ + unit - 1) / unit} : split_evenly((n_ + unit - 1) / unit, part, parts);

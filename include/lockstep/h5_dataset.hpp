@@ -38,7 +38,8 @@ class H5Data final : public DataSource {
   void reserve(int64_t max_rows) const override;
 
   // A streaming pass over the feature rows, a block of whole chunks at a time (memory bounded
-  // by the block, not the file): rejects NaN and infinite values naming the row. Without
+  // by the block, not the file): rejects NaN and infinite values naming the row, and a file
+  // whose chunks do not all read (damaged) as bad input. Without
   // moments_rows it reads share `part` of `parts` (whole chunks each; the parts cover every row
   // once); with moments_rows (sorted ascending) it reads every row and sums those rows' values.
   FeatureMoments scan_features(const std::vector<int64_t>* moments_rows = nullptr, int part = 0,

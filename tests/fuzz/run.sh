@@ -37,8 +37,11 @@ if [ "${LOCKSTEP_FUZZ_KEEP_GOING:-0}" = 1 ]; then
 fi
 # One BLAS thread: the library links OpenBLAS, which would otherwise start a thread per core.
 export OPENBLAS_NUM_THREADS=1
-# Leaks are findings too, except HDF5's own library-lifetime allocations (freed at exit by atexit).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# Leaks are findings, but libhdf5 1.10 leaks internally on some malformed files: fuzz_h5_data runs
+# without LeakSanitizer and checks instead that every HDF5 identifier lockstep opened is closed.
+leaks=1
+[ "$target" = h5_data ] && leaks=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=$leaks:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build"
 set +e

@@ -342,6 +342,11 @@ TEST(H5Dataset, DamagedCompressedChunkIsBadInput) {
   testing::internal::CaptureStderr();
   EXPECT_TRUE(throws_user_error([&] { open_h5_data(p, 10); }, {p, "unreadable, probably damaged", "/labels"}));
   EXPECT_EQ(testing::internal::GetCapturedStderr(), "") << "HDF5 printed its own error stack";
+  // A damaged uint8 feature chunk: uint8 rows cannot be NaN, yet the scan must read them all, or
+  // the damage surfaces at the first gather, in training, as an internal error on one rank.
+  const std::string u8 = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_corrupt_uint8_features_chunk.h5";
+  EXPECT_NO_THROW(H5Data(u8, 10)) << "the structure is intact: only a chunk is damaged";
+  EXPECT_TRUE(throws_user_error([&] { open_h5_data(u8, 10); }, {u8, "unreadable, probably damaged", "/features"}));
 }
 
 TEST(H5Dataset, ScanSharesSplitTheRowsBetweenRanks) {
