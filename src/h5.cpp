@@ -92,6 +92,8 @@ QuietErrors::QuietErrors() {
 }
 QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
 
+void skip_library_cleanup_at_exit() { H5dont_atexit(); }
+
 bool is_hdf5_file(const std::string& path) {
   static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
   // Only regular files: opening a FIFO or a device named in a config would block or read forever.

@@ -112,6 +112,13 @@ rank_pids() {
   done | sort -n | awk '{ print $2 }'
 }
 
+# alive PID: the process exists and is not a zombie (a dead child not yet reaped by its new parent).
+alive() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ "$st" != Z* ]]
+}
+
 # wait_for FILE SECONDS: waits until FILE exists; fails after SECONDS.
 wait_for() {
   local i
