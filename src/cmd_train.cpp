@@ -173,8 +173,11 @@ int run_train(Comm& comm, const TrainArgs& a) {
     std::cout << std::endl;
   }
   if (result.preempted) {
+    // The signal may have reached another rank only (the stop flag is reduced): ask them all.
+    double signal = stop_signal_number();
+    comm.allreduce_max(&signal, 1);
     if (root)
-      std::cout << "stopped on request (signal " << stop_signal_number() << ") at step " << result.steps
+      std::cout << "stopped on request (signal " << static_cast<int>(signal) << ") at step " << result.steps
                 << " after saving a checkpoint; run the same command with --resume auto to continue" << std::endl;
     return exit_code::preempted;
   }
