@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # A rank dies: SIGKILL to one rank's process (not to mpirun) in the middle of a 2-rank run, once
 # as rank 1 (a peer blocked in the next allreduce) and once as rank 0 (the checkpoint writer,
-# maybe inside a write). The rest of the job must end within a bounded time (measured: Open MPI's
-# mpirun sees the death and ends the other rank, SIGTERM then SIGKILL after its 1 s grace), the
+# maybe inside a write). The rest of the job must end within a bounded time (measured about
+# 2 s: mpirun sees the death and sends the other rank SIGCONT, SIGTERM 1 s later, SIGKILL 1 s
+# after that; tests/robustness/README.md), no rank process may outlive the job, the
 # latest checkpoint must load, and rerunning with --resume auto must end with bitwise the weights
 # of an uninterrupted run: nothing is lost but the steps since the last checkpoint.
 source "$(dirname "$0")/lib.sh"
 BOUND=${LOCKSTEP_KILL_BOUND:-30}
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
-common=(--config "$cfg" --set 'model.layers=[784, 512, 10]' --set train.max_steps=700 --set train.progress=false
+common=(--config "$cfg" --set 'model.layers=[784, 512, 10]' --set train.max_steps=500 --set train.progress=false
         --set checkpoint.every_steps=20 --set checkpoint.keep=2 --set checkpoint.every_epochs=0
         --set data.val_size=0 --set data.test_images= --set data.test_labels=)
 [ "$OPEN_MPI" = 1 ] || { echo "skipped: rank pids are found through Open MPI's environment"; exit 0; }
@@ -42,7 +43,7 @@ for victim_rank in 1 0; do
   for p in "${pids[@]}"; do
     ! alive "$p" || fail "rank process $p outlived the job"
   done
-  grep -q "step 700" "$WORK/cut.out" && fail "training finished before the kill; make the run longer"
+  grep -q "step 500" "$WORK/cut.out" && fail "training finished before the kill; make the run longer"
 
   # The latest checkpoint is intact, and the next run continues from it.
   run 1 30 inspect "$dir/checkpoints"
@@ -51,7 +52,7 @@ for victim_rank in 1 0; do
   run 2 300 train "${common[@]}" --run-dir "$dir" --resume auto
   expect_rc 0 "resume after rank $victim_rank was killed"
   expect_out "resuming from $dir/checkpoints/$(printf 'step-%09d.h5' "$at")"
-  expect_out "done: 700 steps"
+  expect_out "done: 500 steps"
   resumed=$(checksum_of "$dir/checkpoints")
   [ "$resumed" = "$whole" ] || fail "resumed after the kill: $resumed, uninterrupted: $whole"
   ls "$dir/checkpoints" | grep -q "\.tmp" && fail "temporaries left after the resumed run: $(ls "$dir/checkpoints")"
