@@ -24,8 +24,9 @@ for f in "$build/artifacts/$target"/*; do
   if [ "$rc" -eq 0 ]; then where=fixed; frame="-"
   elif grep -q "finding:" <<<"$log"; then where=lockstep; frame=$(grep -o "finding: .*" <<<"$log" | head -1 | cut -c1-100)
   else
-    # The first stack frame that is neither the sanitizer/fuzzer runtime nor libc.
-    frame=$(grep -E '^ *#[0-9]+ 0x' <<<"$log" | grep -vE 'sanitizer|__asan|__ubsan|fuzzer::|libc\.so|libc_start|LLVMFuzzerTestOneInput|_start|raise|abort|pthread_kill' \
+    # The first stack frame that is neither the sanitizer/fuzzer runtime, libc, an allocator nor
+    # the C++ library: the code that did it.
+    frame=$(grep -E '^ *#[0-9]+ 0x' <<<"$log" | grep -vE 'sanitizer|__asan|__ubsan|fuzzer::|libc\.so|libc_start|LLVMFuzzerTestOneInput|_start|raise|abort|pthread_kill|operator new|operator delete| in (malloc|calloc|realloc|free) |__interceptor_|memcpy|memmove|memset| in std::' \
             | head -1 | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ in //; s/ \(BuildId.*//' | cut -c1-100)
     case "$frame" in
       *libhdf5*|H5*) where=libhdf5 ;;

@@ -349,6 +349,28 @@ TEST(H5Dataset, DamagedCompressedChunkIsBadInput) {
   EXPECT_TRUE(throws_user_error([&] { open_h5_data(u8, 10); }, {u8, "unreadable, probably damaged", "/features"}));
 }
 
+// Found by fuzz_h5_data: a /features of absurd declared size (a few KB on disk, chunks never
+// written) made the constructor allocate a row buffer of the declared width (64 GiB, or more than
+// a vector can hold) and overflow its offset arithmetic before the width was checked.
+TEST(H5Dataset, ImplausiblyLargeDeclaredShapeIsBadInput) {
+  TempDir dir;
+  const std::string p = dir.file("huge.h5");
+  {
+    h5::Handle f = h5::create_file(p);
+    const hsize_t dims[2] = {hsize_t{1} << 21, hsize_t{1} << 20}, chunk[2] = {1, 1024};  // 2^41 values
+    h5::Handle space(H5Screate_simple(2, dims, nullptr));
+    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    ASSERT_GE(H5Pset_chunk(dcpl.get(), 2, chunk), 0);
+    h5::Handle ds(H5Dcreate2(f.get(), "features", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+    ASSERT_TRUE(ds.valid());
+  }
+  EXPECT_TRUE(throws_user_error([&] { H5Data(p, 10); }, {p, "2097152 x 1048576 values, implausibly many"}));
+  for (const char* name : {"h5_data_width_64_gib_row.h5", "h5_data_width_beyond_vector_max.h5", "h5_data_row_offset_overflow.h5"}) {
+    const std::string crash = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/" + name;
+    EXPECT_TRUE(throws_user_error([&] { open_h5_data(crash, 10); }, {crash})) << name;
+  }
+}
+
 TEST(H5Dataset, ScanSharesSplitTheRowsBetweenRanks) {
   // 53 rows in chunks of 7 (8 chunks), a NaN in row 30 (chunk 4): of 3 shares (chunks 0-2, 3-5,
   // 6-7) only the second reads it, and a single share reads everything.
