@@ -365,10 +365,20 @@ TEST(H5Dataset, ImplausiblyLargeDeclaredShapeIsBadInput) {
     ASSERT_TRUE(ds.valid());
   }
   EXPECT_TRUE(throws_user_error([&] { H5Data(p, 10); }, {p, "2097152 x 1048576 values, implausibly many"}));
-  for (const char* name : {"h5_data_width_64_gib_row.h5", "h5_data_width_beyond_vector_max.h5", "h5_data_row_offset_overflow.h5"}) {
+  for (const char* name : {"h5_data_width_64_gib_row.h5", "h5_data_width_beyond_vector_max.h5",
+                           "h5_data_row_offset_overflow.h5"}) {
     const std::string crash = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/" + name;
     EXPECT_TRUE(throws_user_error([&] { open_h5_data(crash, 10); }, {crash})) << name;
   }
+}
+
+// Found by fuzz_h5_data: a contiguous /features whose 96 bytes run 22 bytes past the end of the
+// file. The scan's one large read succeeded (HDF5's sieve buffer), a one-row gather then failed
+// in training. Rejected at open, naming the dataset; so is a plainly truncated file.
+TEST(H5Dataset, ContiguousDataPastTheEndOfTheFileIsRejectedAtOpen) {
+  const std::string p = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_contiguous_beyond_eof.h5";
+  EXPECT_TRUE(throws_user_error([&] { H5Data(p, 10); },
+                                {p, "dataset /features: its 96 bytes at offset 2094 lie beyond the end of the file (2168 bytes)"}));
 }
 
 TEST(H5Dataset, ScanSharesSplitTheRowsBetweenRanks) {
