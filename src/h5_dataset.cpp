@@ -257,8 +257,10 @@ void H5Data::read_labels() {
   h5::Handle type(LOCKSTEP_H5_CHECK(H5Dget_type(ds.get()), path_, ": ", kLabels, " type"));
   const auto d = dims_of(space.get());
   LOCKSTEP_REQUIRE(d.size() == 1, path_, ": dataset ", kLabels, " has ", d.size(), " dimensions; expected 1 (rows)");
-  LOCKSTEP_REQUIRE(H5Tget_class(type.get()) == H5T_INTEGER, path_, ": dataset ", kLabels, " holds ",
-                   type_name(type.get()), " values; expected integers");
+  // Integers of at most 64 bits: a damaged type message can declare integers of gigabytes each,
+  // for which HDF5 would allocate its conversion buffer (found by fuzz_h5_data: malloc(2.9 GB)).
+  LOCKSTEP_REQUIRE(H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) <= 8, path_, ": dataset ",
+                   kLabels, " holds ", type_name(type.get()), " values; expected integers of at most 64 bits");
   LOCKSTEP_REQUIRE(static_cast<int64_t>(d[0]) == n_, path_, ": dataset ", kLabels, " has ", d[0],
                    " rows but ", kFeatures, " has ", n_, " (one label per feature row)");
   // Streamed in blocks as int64 so that neither a wide type nor a negative value is clipped

@@ -370,6 +370,9 @@ TEST(H5Dataset, ImplausiblyLargeDeclaredShapeIsBadInput) {
     const std::string crash = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/" + name;
     EXPECT_TRUE(throws_user_error([&] { open_h5_data(crash, 10); }, {crash})) << name;
   }
+  // A damaged type message declaring labels of 23488102432 bits each (HDF5 allocated 2.9 GB).
+  const std::string wide = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_labels_integer_of_gigabytes.h5";
+  EXPECT_TRUE(throws_user_error([&] { H5Data(wide, 10); }, {wide, "/labels", "expected integers of at most 64 bits"}));
 }
 
 // Found by fuzz_h5_data: a contiguous /features whose 96 bytes run 22 bytes past the end of the
