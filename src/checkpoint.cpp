@@ -115,11 +115,12 @@ void write_checkpoint(const std::string& path, const CheckpointData& ck) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   try {
     {
+      // A failed write (disk full) is reported once, by our message: not by HDF5's own printing too.
+      h5::QuietErrors quiet;
       h5::Handle file = h5::create_file(tmp);
       write_contents(file.get(), ck);
       LOCKSTEP_H5_CHECK(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp, ": flush failed");
       // Closing writes HDF5's remaining metadata; a failure here (disk full) must not be missed.
-      h5::QuietErrors quiet;
       LOCKSTEP_H5_CHECK(H5Fclose(file.release()), tmp, ": close failed");
     }
     fsync_path(tmp, false);

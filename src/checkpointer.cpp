@@ -130,7 +130,7 @@ std::string Checkpointer::save(const CheckpointData& ck, bool best, const char* 
   std::string message;
   if (comm_->rank() == 0) {
     try {
-      ensure_directory(dir_);
+      ensure_directory(dir_, "checkpoint directory");
       write_checkpoint(path, ck);
       write_file_atomic(dir_ + "/latest", fs::path(path).filename().string() + "\n");
       if (best) place_best(path, dir_ + "/best.h5");
@@ -155,7 +155,7 @@ void Checkpointer::save_best(const CheckpointData& ck) {
   std::string message;
   if (comm_->rank() == 0) {
     try {
-      ensure_directory(dir_);
+      ensure_directory(dir_, "checkpoint directory");
       write_checkpoint(dir_ + "/best.h5", ck);
       if (log_) *log_ << "checkpoint: " << dir_ << "/best.h5 (best so far)" << std::endl;
     } catch (const std::exception& e) {

@@ -69,29 +69,23 @@ int run_train(Comm& comm, const TrainArgs& a) {
   const std::string metrics = dir + "/metrics.jsonl";
 
   // Only rank 0 looks at the file system; the others learn the outcome from the agreement and
-  // the checkpoint path from a broadcast.
+  // the checkpoint path from a broadcast. Nothing is written until every input has been checked
+  // (invariant 8): a rejected run leaves an existing run directory exactly as it was.
   std::string resume_path;
+  bool abandon_metrics = false;  // a run that never reached its first checkpoint: start afresh
   collectively(
       comm,
       [&] {
         if (!root) return;
-        ensure_directory(dir);
-        if (std::filesystem::exists(ckdir)) {
-          if (const int n = remove_checkpoint_temporaries(ckdir); n > 0)
-            std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
-        }
+        check_directory_creatable(dir, "run directory");
+        check_directory_creatable(ckdir, "checkpoint directory");
         if (!a.resume.empty()) resume_path = resolve_resume(a.resume, ckdir);
         if (resume_path.empty() && std::filesystem::exists(metrics)) {
           LOCKSTEP_REQUIRE(a.resume == "auto", "run directory ", dir,
                            " already holds a run (metrics.jsonl); continue it with --resume auto, or choose "
                            "another run.dir (--run-dir)");
-          // A run that never reached its first checkpoint: keep its metrics, start afresh.
-          const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";
-          std::filesystem::rename(metrics, kept);
-          std::cout << "no checkpoint to resume in " << ckdir << "; starting afresh (earlier metrics kept as "
-                    << kept << ")" << std::endl;
+          abandon_metrics = true;
         }
-        write_file_atomic(dir + "/config.toml", config_to_toml(cfg));
       },
       std::cerr);
   comm.broadcast_string(resume_path, 0);
@@ -133,6 +127,27 @@ int run_train(Comm& comm, const TrainArgs& a) {
       },
       std::cerr);
 
+  // Everything is checked: now the run directory is written.
+  collectively(
+      comm,
+      [&] {
+        if (!root) return;
+        ensure_directory(dir, "run directory");
+        if (std::filesystem::exists(ckdir)) {
+          if (const int n = remove_checkpoint_temporaries(ckdir); n > 0)
+            std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
+        }
+        if (abandon_metrics) {
+          // Keep the earlier metrics beside the new run rather than appending to them.
+          const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";
+          std::filesystem::rename(metrics, kept);
+          std::cout << "no checkpoint to resume in " << ckdir << "; starting afresh (earlier metrics kept as "
+                    << kept << ")" << std::endl;
+        }
+        write_file_atomic(dir + "/config.toml", config_to_toml(cfg));
+      },
+      std::cerr);
+
   if (root) {
     const int64_t per_rank = (cfg.train.batch_size + comm.size() - 1) / comm.size();
     std::cout << "lockstep " << LOCKSTEP_VERSION_STRING << ": " << model_summary(cfg, trainer->model().num_params())
@@ -160,8 +175,11 @@ int run_train(Comm& comm, const TrainArgs& a) {
     std::cout << std::endl;
   }
   if (result.preempted) {
+    // The signal may have reached another rank only (the stop flag is reduced): ask them all.
+    double signal = stop_signal_number();
+    comm.allreduce_max(&signal, 1);
     if (root)
-      std::cout << "stopped on request (signal " << stop_signal_number() << ") at step " << result.steps
+      std::cout << "stopped on request (signal " << static_cast<int>(signal) << ") at step " << result.steps
                 << " after saving a checkpoint; run the same command with --resume auto to continue" << std::endl;
     return exit_code::preempted;
   }

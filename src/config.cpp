@@ -1,5 +1,6 @@
 // Loading, overriding, printing and cross-checking the configuration (keys: config_keys.cpp).
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -122,6 +123,13 @@ Config load_config_text(const std::string& text, const std::string& origin, cons
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   Config c;
   if (!path.empty()) {
+    // A directory opens as an empty stream on Linux: without this check it read as an empty
+    // config, i.e. silently all defaults.
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    LOCKSTEP_REQUIRE(std::filesystem::exists(status), "config file ", path, ": cannot be read (no such file)");
+    LOCKSTEP_REQUIRE(std::filesystem::is_regular_file(status), "config file ", path, ": cannot be read: not a regular file",
+                     std::filesystem::is_directory(status) ? " (it is a directory)" : "");
     std::ifstream f(path);
     LOCKSTEP_REQUIRE(f.good(), "config file ", path, ": cannot be read");
     std::stringstream ss;

@@ -131,12 +131,40 @@ KeyDef bool_key(std::string key, std::string doc, Get get) {
                 [=](const Config& c) { return std::string(member(get, c) ? "true" : "false"); }};
 }
 
+// The offset of the first byte that is not part of well-formed UTF-8, or npos.
+size_t invalid_utf8_at(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return i;
+    uint32_t cp = len == 1 ? b : len == 2 ? (b & 0x1Fu) : len == 3 ? (b & 0x0Fu) : (b & 0x07u);
+    for (size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c >> 6) != 0x2) return i;
+      cp = (cp << 6) | (c & 0x3Fu);
+    }
+    const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
 template <typename Get>
 KeyDef string_key(std::string key, std::string doc, Get get) {
   return KeyDef{key, "string", doc,
                 [=](Config& c, const toml::node& n) {
                   LOCKSTEP_REQUIRE(n.is_string(), "expected a string");
-                  get(c) = *n.value<std::string>();
+                  const std::string v = *n.value<std::string>();
+                  // A file is UTF-8 by TOML's rules; a --set value comes raw from the command line.
+                  // Other bytes would come back changed from the resolved config.toml (0xE9 is
+                  // written as \u00E9, read back as two bytes), e.g. a different data path on
+                  // resume (found by fuzz_config).
+                  const size_t bad = invalid_utf8_at(v);
+                  LOCKSTEP_REQUIRE(bad == std::string::npos, "not valid UTF-8 (byte 0x", std::hex,
+                                   static_cast<int>(static_cast<unsigned char>(v[bad])), std::dec, " at offset ", bad,
+                                   "); config values are UTF-8 text");
+                  get(c) = v;
                 },
                 [=](const Config& c) { return quoted(member(get, c)); }};
 }

@@ -1,6 +1,8 @@
 // HDF5 helpers (see h5.hpp).
 #include "lockstep/h5.hpp"
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <fstream>
 
@@ -57,7 +59,16 @@ Handle string_type() {
 std::string last_error() {
   std::string msg;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_innermost, &msg);
-  return msg.empty() ? "unknown error" : msg;
+  if (msg.empty()) return "unknown error";
+  // A failed system call reads "file write failed: time = ..., filename = ..., errno = 28,
+  // error message = 'No space left on device', buf = ...": keep the what and the why.
+  const std::string key = "error message = '";
+  const auto at = msg.find(key), colon = msg.find(": time = ");
+  if (at != std::string::npos && colon != std::string::npos && colon < at) {
+    const auto end = msg.find('\'', at + key.size());
+    return msg.substr(0, colon) + ": " + msg.substr(at + key.size(), end - at - key.size());
+  }
+  return msg;
 }
 
 void Handle::reset() noexcept {
@@ -81,8 +92,13 @@ QuietErrors::QuietErrors() {
 }
 QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
 
+void skip_library_cleanup_at_exit() { H5dont_atexit(); }
+
 bool is_hdf5_file(const std::string& path) {
   static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  // Only regular files: opening a FIFO or a device named in a config would block or read forever.
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream f(path, std::ios::binary);
   unsigned char buf[8] = {0};
   f.read(reinterpret_cast<char*>(buf), 8);

@@ -172,6 +172,7 @@ ConvertSummary convert_idx_to_h5(const ConvertOptions& o) {
   const std::string tmp = fmt(o.out, ".tmp.", ::getpid());
   ConvertSummary s;
   try {
+    h5::QuietErrors quiet;  // a failed write (disk full) is reported once, by our message
     H5DataWriter writer(tmp, rows, dim, w);
     if (o.dtype == H5FeatureType::float32) writer.write_features(0, rows, mem->features().data());
     else writer.write_features(0, rows, bytes.data());

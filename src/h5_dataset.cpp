@@ -73,6 +73,25 @@ void read_exact(int fd, void* dst, size_t bytes, int64_t offset, const std::stri
   }
 }
 
+// A contiguous dataset whose data would end past the end of the file is damaged (truncated, or
+// a damaged layout message). HDF5 1.10 reads such data inconsistently: a large read through its
+// sieve buffer succeeds, a one-row read fails with "addr overflow" (found by fuzz_h5_data: the
+// scan passed and the first gather failed, in training). Checked at open instead.
+void check_within_file(hid_t file, hid_t ds, const std::string& path, const char* name) {
+  h5::Handle dcpl(H5Dget_create_plist(ds));
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS) return;
+  const haddr_t offset = H5Dget_offset(ds);
+  if (offset == HADDR_UNDEF) return;  // never written: HDF5 returns the fill value
+  // The end of the file as HDF5 has allocated it (its reads stop there), in the same address
+  // space as the dataset's offset.
+  haddr_t end = 0;
+  LOCKSTEP_H5_CHECK(H5Fget_eoa(file, &end), path, ": end of file");
+  const hsize_t bytes = H5Dget_storage_size(ds);
+  LOCKSTEP_REQUIRE(offset <= end && bytes <= end - offset, path, ": dataset ", name, ": its ", bytes,
+                   " bytes at offset ", offset, " lie beyond the end of the file (", end,
+                   " bytes): truncated or damaged");
+}
+
 }  // namespace
 
 // ---- H5Data -----------------------------------------------------------------------------------
@@ -83,8 +102,26 @@ H5Data::H5Data(std::string path, int classes) : path_(std::move(path)), classes_
   LOCKSTEP_REQUIRE(S_ISREG(st.st_mode), path_, ": not a regular file");
   LOCKSTEP_REQUIRE(h5::is_hdf5_file(path_), path_, ": not an HDF5 file (no HDF5 signature at its start)");
   file_ = h5::open_file(path_, /*writable=*/false);  // read-only: many ranks share the file
-  validate_features();
-  read_labels();
+  as_bad_input([&] {
+    validate_features();
+    read_labels();
+  });
+}
+
+void H5Data::as_bad_input(const std::function<void()>& fn) const {
+  // Every HDF5 call here reads the file's own structures: when one fails on a file that opened,
+  // the file is damaged (found by fuzz_h5_data: a corrupt compressed chunk of /labels). That is
+  // bad input (exit code 2, one message), not an internal error, and HDF5 prints nothing itself.
+  h5::QuietErrors quiet;
+  try {
+    fn();
+  } catch (const UserError&) {
+    throw;
+  } catch (const Error& e) {
+    std::string why = e.what();
+    if (why.rfind(path_ + ": ", 0) == 0) why = why.substr(path_.size() + 2);
+    throw UserError(fmt(path_, ": unreadable, probably damaged or truncated (", why, ")"));
+  }
 }
 
 H5Data::~H5Data() {
@@ -106,22 +143,28 @@ void H5Data::setup_direct(hid_t dcpl) {
   h5::Handle fcpl(H5Fget_create_plist(file_.get()));
   hsize_t userblock = 1;
   if (H5Pget_userblock(fcpl.get(), &userblock) < 0 || userblock != 0) return;
+  // Offsets beyond 2^62 (a damaged file) or over 2^22 chunks to map: keep HDF5 reads.
+  constexpr haddr_t kMaxOffset = haddr_t{1} << 62;
+  constexpr int64_t kMaxChunks = int64_t{1} << 22;
   std::vector<int64_t> offsets;
   if (H5Pget_layout(dcpl) == H5D_CONTIGUOUS) {
     const haddr_t a = H5Dget_offset(features_.get());
-    if (a == HADDR_UNDEF) return;
+    if (a == HADDR_UNDEF || a > kMaxOffset) return;
     offsets.push_back(static_cast<int64_t>(a));
     rows_per_block_ = n_;
   } else if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
     hsize_t chunk[2] = {0, 0};
-    if (H5Pget_chunk(dcpl, 2, chunk) != 2 || static_cast<int64_t>(chunk[1]) != dim_) return;
+    if (H5Pget_chunk(dcpl, 2, chunk) != 2 || static_cast<int64_t>(chunk[1]) != dim_ || chunk[0] == 0) return;
+    if ((n_ - 1) / static_cast<int64_t>(chunk[0]) + 1 > kMaxChunks) return;
     rows_per_block_ = static_cast<int64_t>(chunk[0]);
     for (int64_t first = 0; first < n_; first += rows_per_block_) {
       const hsize_t at[2] = {static_cast<hsize_t>(first), 0};
       unsigned mask = 0;
       haddr_t addr = HADDR_UNDEF;
       hsize_t bytes = 0;
-      if (H5Dget_chunk_info_by_coord(features_.get(), at, &mask, &addr, &bytes) < 0 || addr == HADDR_UNDEF) return;
+      if (H5Dget_chunk_info_by_coord(features_.get(), at, &mask, &addr, &bytes) < 0 || addr == HADDR_UNDEF ||
+          addr > kMaxOffset)
+        return;
       offsets.push_back(static_cast<int64_t>(addr));  // unwritten chunks (fill values) keep HDF5 reads
     }
   } else {
@@ -129,21 +172,26 @@ void H5Data::setup_direct(hid_t dcpl) {
   }
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  // Trust, but verify: the first, middle and last rows must read the same through HDF5.
-  const size_t row_bytes = static_cast<size_t>(dim_) * (stored_ == Stored::u8 ? 1 : 4);
-  std::vector<unsigned char> via_h5(row_bytes), via_fd(row_bytes);
+  // Trust, but verify: the first, middle and last rows must read the same through HDF5. The
+  // width is not checked against the model yet, so only the first (at most 4096) values of each
+  // row are compared: the buffers stay small whatever width the file declares.
+  const size_t value_bytes = stored_ == Stored::u8 ? 1 : 4;
+  const int64_t row_bytes = dim_ * static_cast<int64_t>(value_bytes);
+  const int64_t probe = std::min<int64_t>(dim_, 4096);
+  const auto probe_bytes = static_cast<size_t>(probe) * value_bytes;
+  std::vector<unsigned char> via_h5(probe_bytes), via_fd(probe_bytes);
   h5::Handle space(H5Dget_space(features_.get()));
-  const hsize_t mdims[2] = {1, static_cast<hsize_t>(dim_)};
+  const hsize_t mdims[2] = {1, static_cast<hsize_t>(probe)};
   h5::Handle mem(H5Screate_simple(2, mdims, nullptr));
   for (int64_t r : {int64_t{0}, n_ / 2, n_ - 1}) {
-    select_rows(space.get(), r, 1, dim_);
+    const hsize_t start[2] = {static_cast<hsize_t>(r), 0}, count[2] = {1, static_cast<hsize_t>(probe)};
     const hid_t mt = stored_ == Stored::u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
     const int64_t b = r / rows_per_block_;
-    const ssize_t got = ::pread(fd, via_fd.data(), row_bytes,
-                                static_cast<off_t>(offsets[static_cast<size_t>(b)] +
-                                                   (r - b * rows_per_block_) * static_cast<int64_t>(row_bytes)));
-    if (H5Dread(features_.get(), mt, mem.get(), space.get(), H5P_DEFAULT, via_h5.data()) < 0 ||
-        got != static_cast<ssize_t>(row_bytes) || via_h5 != via_fd) {
+    const ssize_t got = ::pread(fd, via_fd.data(), probe_bytes,
+                                static_cast<off_t>(offsets[static_cast<size_t>(b)] + (r - b * rows_per_block_) * row_bytes));
+    if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+        H5Dread(features_.get(), mt, mem.get(), space.get(), H5P_DEFAULT, via_h5.data()) < 0 ||
+        got != static_cast<ssize_t>(probe_bytes) || via_h5 != via_fd) {
       ::close(fd);
       return;
     }
@@ -164,14 +212,20 @@ void H5Data::validate_features() {
   LOCKSTEP_H5_CHECK(H5Pset_chunk_cache(dapl.get(), 521, filtered ? size_t{8} << 20 : 0, 0.75), "chunk cache");
   probe.reset();
   features_ = open_dataset(file_.get(), path_, kFeatures, dapl.get());
+  check_within_file(file_.get(), features_.get(), path_, kFeatures);
 
   file_space_ = h5::Handle(LOCKSTEP_H5_CHECK(H5Dget_space(features_.get()), path_, ": ", kFeatures, " dataspace"));
   const auto d = dims_of(file_space_.get());
   LOCKSTEP_REQUIRE(d.size() == 2, path_, ": dataset ", kFeatures, " has ", d.size(),
                    " dimensions; expected 2 (rows, features)");
+  LOCKSTEP_REQUIRE(d[0] > 0 && d[1] > 0, path_, ": dataset ", kFeatures, " is empty (", d[0], " x ", d[1], ")");
+  // The bound of the IDX reader: row and byte offsets (rows x features x 8) then fit in int64.
+  // Found by fuzz_h5_data: a declared width of 2^62 made the row buffers below overflow.
+  constexpr hsize_t kMaxValues = hsize_t{1} << 40;
+  LOCKSTEP_REQUIRE(d[1] <= kMaxValues / d[0], path_, ": dataset ", kFeatures, " declares ", d[0], " x ", d[1],
+                   " values, implausibly many (more than 2^40)");
   n_ = static_cast<int64_t>(d[0]);
   dim_ = static_cast<int64_t>(d[1]);
-  LOCKSTEP_REQUIRE(n_ > 0 && dim_ > 0, path_, ": dataset ", kFeatures, " is empty (", n_, " x ", dim_, ")");
 
   h5::Handle type(LOCKSTEP_H5_CHECK(H5Dget_type(features_.get()), path_, ": ", kFeatures, " type"));
   const H5T_class_t cls = H5Tget_class(type.get());
@@ -198,12 +252,15 @@ void H5Data::validate_features() {
 
 void H5Data::read_labels() {
   h5::Handle ds = open_dataset(file_.get(), path_, kLabels);
+  check_within_file(file_.get(), ds.get(), path_, kLabels);
   h5::Handle space(LOCKSTEP_H5_CHECK(H5Dget_space(ds.get()), path_, ": ", kLabels, " dataspace"));
   h5::Handle type(LOCKSTEP_H5_CHECK(H5Dget_type(ds.get()), path_, ": ", kLabels, " type"));
   const auto d = dims_of(space.get());
   LOCKSTEP_REQUIRE(d.size() == 1, path_, ": dataset ", kLabels, " has ", d.size(), " dimensions; expected 1 (rows)");
-  LOCKSTEP_REQUIRE(H5Tget_class(type.get()) == H5T_INTEGER, path_, ": dataset ", kLabels, " holds ",
-                   type_name(type.get()), " values; expected integers");
+  // Integers of at most 64 bits: a damaged type message can declare integers of gigabytes each,
+  // for which HDF5 would allocate its conversion buffer (found by fuzz_h5_data: malloc(2.9 GB)).
+  LOCKSTEP_REQUIRE(H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) <= 8, path_, ": dataset ",
+                   kLabels, " holds ", type_name(type.get()), " values; expected integers of at most 64 bits");
   LOCKSTEP_REQUIRE(static_cast<int64_t>(d[0]) == n_, path_, ": dataset ", kLabels, " has ", d[0],
                    " rows but ", kFeatures, " has ", n_, " (one label per feature row)");
   // Streamed in blocks as int64 so that neither a wide type nor a negative value is clipped
@@ -248,7 +305,14 @@ void H5Data::set_normalization(double mean, double stddev) {
 
 FeatureMoments H5Data::scan_features(const std::vector<int64_t>* moments_rows, int part, int parts) const {
   FeatureMoments m;
-  if (stored_ == Stored::u8 && !moments_rows) return m;  // bytes cannot be NaN: nothing to check
+  as_bad_input([&] { m = scan_rows(moments_rows, part, parts); });
+  return m;
+}
+
+FeatureMoments H5Data::scan_rows(const std::vector<int64_t>* moments_rows, int part, int parts) const {
+  FeatureMoments m;
+  // Bytes cannot be NaN, but uint8 files are read too: every chunk must decode here, before
+  // training, not at its first gather (found by fuzz_h5_data: a damaged compressed chunk).
   // Shares and reads are made of whole chunks, so a compressed chunk is inflated once, by one rank.
   const int64_t unit = chunk_rows_ > 0 ? chunk_rows_ : 1;
   const Range units = moments_rows ? Range{0, (n_ + unit - 1) / unit} : split_evenly((n_ + unit - 1) / unit, part, parts);

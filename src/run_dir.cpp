@@ -15,12 +15,28 @@
 
 namespace lockstep {
 
-void ensure_directory(const std::string& dir) {
+void ensure_directory(const std::string& dir, const std::string& what) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  LOCKSTEP_REQUIRE(!ec, "run directory ", dir, ": cannot be created (", ec.message(), ")");
-  LOCKSTEP_REQUIRE(std::filesystem::is_directory(dir), "run directory ", dir, ": exists and is not a directory");
-  LOCKSTEP_REQUIRE(::access(dir.c_str(), W_OK) == 0, "run directory ", dir, ": not writable (", std::strerror(errno), ")");
+  LOCKSTEP_REQUIRE(!ec, what, " ", dir, ": cannot be created (", ec.message(), ")");
+  LOCKSTEP_REQUIRE(std::filesystem::is_directory(dir), what, " ", dir, ": exists and is not a directory");
+  LOCKSTEP_REQUIRE(::access(dir.c_str(), W_OK) == 0, what, " ", dir, ": not writable (", std::strerror(errno), ")");
+}
+
+void check_directory_creatable(const std::string& dir, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target = fs::absolute(dir, ec);
+  LOCKSTEP_REQUIRE(!ec, what, " ", dir, ": invalid path (", ec.message(), ")");
+  // The nearest part of the path that exists decides: it must be a directory we may write to.
+  fs::path p = target;
+  while (!fs::exists(fs::symlink_status(p, ec)) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  if (p == target)
+    LOCKSTEP_REQUIRE(fs::is_directory(p, ec), what, " ", dir, ": exists and is not a directory");
+  else
+    LOCKSTEP_REQUIRE(fs::is_directory(p, ec), what, " ", dir, ": cannot be created: ", p.string(), " is not a directory");
+  LOCKSTEP_REQUIRE(::access(p.c_str(), W_OK) == 0, what, " ", dir, ": cannot be written: ", p.string(),
+                   " is not writable (", std::strerror(errno), ")");
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {

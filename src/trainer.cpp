@@ -203,15 +203,34 @@ void Trainer::check_replicas() {
   const uint64_t mine = fnv1a64_words(p.data(), p.size() * sizeof(float));
   std::vector<uint64_t> all(static_cast<size_t>(comm_->size()));
   comm_->allgather(&mine, sizeof mine, all.data());
-  std::string differ;
-  for (int r = 1; r < comm_->size(); ++r)
-    if (all[static_cast<size_t>(r)] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  const std::string differ = replicas_that_differ(all);
   if (differ.empty()) return;
   if (comm_->rank() == 0)
-    std::cerr << "lockstep: error: replica drift at step " << state_.global_step << ": rank(s) " << differ
-              << " hold weights that differ from rank 0's (checksum " << hex64(all[0]) << "); the replicas must be "
-              << "identical, so training stops" << std::endl;
+    std::cerr << "lockstep: error: replica drift at step " << state_.global_step << ": " << differ
+              << "; the replicas must be identical, so training stops" << std::endl;
   throw AgreedFailure(exit_code::replica_drift);
+}
+
+std::string replicas_that_differ(const std::vector<uint64_t>& checksums) {
+  // The checksum most ranks hold is taken as the replicas' (the lowest rank's on a tie): the
+  // ranks that differ from it are named, whichever rank they are (rank 0 included).
+  size_t ref = 0, ref_count = 0;
+  for (size_t i = 0; i < checksums.size(); ++i) {
+    size_t n = 0;
+    for (uint64_t c : checksums) n += c == checksums[i] ? 1 : 0;
+    if (n > ref_count) ref = i, ref_count = n;
+  }
+  if (ref_count == checksums.size()) return "";
+  std::string odd, same;
+  for (size_t r = 0; r < checksums.size(); ++r) {
+    if (checksums[r] == checksums[ref]) same += fmt(same.empty() ? "" : ", ", r);
+    else odd += fmt(odd.empty() ? "" : ", ", r, " (checksum ", hex64(checksums[r]), ")");
+  }
+  if (2 * ref_count > checksums.size())
+    return fmt("rank(s) ", odd, " hold weights that differ from those of the other ", ref_count, " ranks (checksum ",
+               hex64(checksums[ref]), ")");
+  return fmt("no majority among the ", checksums.size(), " ranks: rank(s) ", same, " hold checksum ",
+             hex64(checksums[ref]), ", rank(s) ", odd, " differ");
 }
 
 void Trainer::finish_epoch(EpochRecord& rec, TrainResult& result) {

@@ -68,6 +68,12 @@ class QuietErrors {
   void* data_ = nullptr;
 };
 
+// Tells libhdf5 not to run its cleanup at process exit (H5dont_atexit); call before any other
+// HDF5 function. In 1.10 that cleanup crashes, or loops printing "infinite loop closing library",
+// on a file whose close failed (a write that ran out of disk space or hit the file size limit);
+// otherwise it has nothing to do, since every handle is closed by its owner.
+void skip_library_cleanup_at_exit();
+
 // True when the file starts with the HDF5 signature (at offset 0).
 bool is_hdf5_file(const std::string& path);
 

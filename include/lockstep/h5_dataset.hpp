@@ -4,6 +4,7 @@
 // Deliberately not here: choosing between IDX and HDF5 input (load_datasets does that).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,8 @@ class H5Data final : public DataSource {
   void reserve(int64_t max_rows) const override;
 
   // A streaming pass over the feature rows, a block of whole chunks at a time (memory bounded
-  // by the block, not the file): rejects NaN and infinite values naming the row. Without
+  // by the block, not the file): rejects NaN and infinite values naming the row, and a file
+  // whose chunks do not all read (damaged) as bad input. Without
   // moments_rows it reads share `part` of `parts` (whole chunks each; the parts cover every row
   // once); with moments_rows (sorted ascending) it reads every row and sums those rows' values.
   FeatureMoments scan_features(const std::vector<int64_t>* moments_rows = nullptr, int part = 0,
@@ -64,6 +66,8 @@ class H5Data final : public DataSource {
 
  private:
   enum class Stored { f32, f64, u8 };
+  void as_bad_input(const std::function<void()>& fn) const;  // HDF5 failures become UserError
+  FeatureMoments scan_rows(const std::vector<int64_t>* moments_rows, int part, int parts) const;
   void validate_features();
   void read_labels();
   void read_rows(int64_t distinct) const;  // sorted_[0..distinct) into buf_, by mode_

@@ -20,6 +20,9 @@ struct IdxArray {
 
 // Reads the whole file, gunzipping it when it starts with the gzip magic bytes.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+// The bytes themselves, inflated when they start with the gzip magic bytes (path names them in
+// messages). read_file_bytes = reading + this; the fuzz target calls it on raw input.
+std::vector<uint8_t> inflate_if_gzip(std::vector<uint8_t> bytes, const std::string& path);
 
 // Parses and validates an IDX file. Throws UserError naming the file and the cause.
 IdxArray read_idx(const std::string& path);

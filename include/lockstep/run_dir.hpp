@@ -7,9 +7,14 @@
 
 namespace lockstep {
 
-// Creates the directory (and parents). Throws UserError naming it when that fails or when it is
-// not writable.
-void ensure_directory(const std::string& dir);
+// Creates the directory (and parents). Throws UserError naming it (as `what`, e.g. "run
+// directory") when that fails or when it is not writable.
+void ensure_directory(const std::string& dir, const std::string& what = "run directory");
+
+// The same checks without creating anything, for validation before a run writes a single file:
+// dir is a writable directory, or the nearest part of its path that exists is one. (As root,
+// permission bits do not stop writes; a read-only file system or a file in the path still does.)
+void check_directory_creatable(const std::string& dir, const std::string& what);
 
 // Writes text to path through a temporary file and a rename, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& text);

@@ -72,6 +72,11 @@ struct TrainResult {
 class Checkpointer;
 struct CheckpointData;
 
+// The replica-drift message for the weight checksums of every rank (index = rank): "" when all
+// agree, else the ranks that differ from the checksum most ranks hold (or, with no majority,
+// every group), each with its checksum.
+std::string replicas_that_differ(const std::vector<uint64_t>& checksums);
+
 struct TrainerOptions {
   std::ostream* log = nullptr;      // rank-0 progress lines; null: quiet
   std::string metrics_path;         // metrics.jsonl written by rank 0; empty: none

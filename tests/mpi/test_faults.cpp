@@ -1,12 +1,16 @@
-// Faults during training, on every rank count: a non-finite loss on one rank (one NaN sample)
-// is seen by all ranks alike, which either skip the step (weights stay finite and identical) or
-// all stop with exit code 5; weights that drift apart on one rank are caught by the periodic
-// checksum comparison, which stops every rank naming the odd one.
+// Faults during training, on every rank count: a non-finite loss on one rank (one NaN or inf
+// sample in the slice of the last rank only) is seen by all ranks alike, which either skip the
+// step (logged once, counted in metrics.jsonl; weights stay finite and identical) or all stop
+// with exit code 5 and one message naming the step; weights that drift apart on one rank are
+// caught by the periodic checksum comparison, which stops every rank naming the odd one.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "lockstep/comm.hpp"
 #include "lockstep/exit_codes.hpp"
@@ -16,68 +20,120 @@
 namespace lockstep {
 namespace {
 
-// A dataset whose first sample of epoch 0 (so: rank 0's slice of the first batch) is NaN.
-std::shared_ptr<MemoryData> data_with_nan(const Config& cfg, int64_t n) {
+// A dataset whose one bad sample lies in the slice of the last rank at step `step` (0-based) of
+// epoch 0: feature 2 of that sample is `value` (NaN or inf). Every rank builds the same data.
+std::shared_ptr<MemoryData> data_with_bad_sample(const Config& cfg, int64_t n, int64_t step, int world, float value) {
   auto data = test::synthetic_data(n, cfg.model.layers.front(), static_cast<int>(cfg.model.layers.back()), 3);
   Sharder sharder(n, cfg.train.batch_size, false, cfg.run.seed);
   std::vector<int64_t> order;
   sharder.epoch_order(0, order);
-  data->features()[static_cast<size_t>(order[0] * data->dim() + 2)] = std::numeric_limits<float>::quiet_NaN();
+  const Range slice = sharder.slice(step, world - 1, world);
+  data->features()[static_cast<size_t>(order[static_cast<size_t>(slice.begin)] * data->dim() + 2)] = value;
   return data;
 }
 
-TEST(NonFinite, SkipKeepsWeightsFiniteAndIdentical) {
+// Every rank's copy equals rank 0's, bit for bit.
+bool same_on_every_rank(Comm& comm, const std::vector<float>& p) {
+  std::vector<float> root = p;
+  comm.broadcast(root.data(), root.size() * sizeof(float), 0);
+  return comm.all_true(std::memcmp(root.data(), p.data(), p.size() * sizeof(float)) == 0);
+}
+
+int count_of(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+class NonFiniteSkip : public ::testing::TestWithParam<float> {};
+
+TEST_P(NonFiniteSkip, OneBadSampleOnTheLastRankIsSkippedEverywhereLoggedOnceAndCounted) {
   auto comm = make_mpi_comm();
   Config cfg = test::small_config({6, 8, 3}, 20, 2);
   cfg.train.non_finite = NonFinitePolicy::skip;
   auto be = make_cpu_backend();
   Datasets ds;
-  ds.train = data_with_nan(cfg, 100);
+  ds.train = data_with_bad_sample(cfg, 100, 2, comm->size(), GetParam());
+  test::TempDir dir;  // rank 0's metrics file; every rank makes its own directory
+  std::ostringstream log;
   std::vector<StepRecord> steps;
   TrainerOptions opts;
   opts.on_step = [&](const StepRecord& s) { steps.push_back(s); };
+  opts.log = &log;
+  opts.metrics_path = comm->rank() == 0 ? dir.file("metrics.jsonl") : "";
   Trainer t(cfg, *comm, *be, ds, opts);
   const TrainResult r = t.run();
   ASSERT_EQ(steps.size(), 10u);
-  EXPECT_TRUE(steps[0].skipped) << "the batch holding the NaN sample must be skipped";
+  EXPECT_FALSE(steps[0].skipped);
+  EXPECT_FALSE(steps[1].skipped);
+  EXPECT_TRUE(steps[2].skipped) << "the batch holding the bad sample (on rank " << comm->size() - 1 << ") must be skipped";
   int64_t skipped = 0;
   for (const auto& s : steps) skipped += s.skipped ? 1 : 0;
   ASSERT_EQ(r.epochs.size(), 2u);
   EXPECT_EQ(r.epochs[0].skipped_steps + r.epochs[1].skipped_steps, skipped);
-  EXPECT_GE(skipped, 2);  // once per epoch: the NaN sample is in some batch of every epoch
+  EXPECT_GE(skipped, 2);  // once per epoch: the bad sample is in some batch of every epoch
   EXPECT_EQ(t.optimizer().step_count(), 10 - skipped);  // skipped steps do not advance Adam's count
   const std::vector<float> p = t.model().get_params();
   for (float v : p) ASSERT_TRUE(std::isfinite(v));
-  std::vector<float> root = p;
-  comm->broadcast(root.data(), root.size() * sizeof(float), 0);
-  EXPECT_EQ(std::memcmp(root.data(), p.data(), p.size() * sizeof(float)), 0);
+  EXPECT_TRUE(same_on_every_rank(*comm, p));
   EXPECT_TRUE(std::isfinite(r.epochs[1].train_loss));
+  if (comm->rank() == 0) {
+    // Logged once (the first skip, naming its step), then only counted in metrics.jsonl.
+    EXPECT_EQ(count_of(log.str(), "non-finite"), 1) << log.str();
+    EXPECT_EQ(count_of(log.str(), "step 3: non-finite loss or gradient, step skipped"), 1) << log.str();
+    std::ifstream metrics(dir.file("metrics.jsonl"));
+    int64_t counted = 0, lines = 0;
+    for (std::string line; std::getline(metrics, line); ++lines) counted += nlohmann::json::parse(line)["skipped_steps"].get<int64_t>();
+    EXPECT_EQ(lines, 2);
+    EXPECT_EQ(counted, skipped);
+  } else {
+    EXPECT_EQ(log.str(), "") << "only rank 0 logs";
+  }
 }
 
-TEST(NonFinite, StopEndsEveryRankWithTheSameCode) {
+INSTANTIATE_TEST_SUITE_P(NanAndInf, NonFiniteSkip,
+                         ::testing::Values(std::numeric_limits<float>::quiet_NaN(),
+                                           std::numeric_limits<float>::infinity()));
+
+TEST(NonFinite, StopEndsEveryRankWithTheSameCodeAndOneMessageNamingTheStep) {
   auto comm = make_mpi_comm();
   Config cfg = test::small_config({6, 8, 3}, 20, 2);
   cfg.train.non_finite = NonFinitePolicy::stop;
   auto be = make_cpu_backend();
   Datasets ds;
-  ds.train = data_with_nan(cfg, 100);
+  ds.train = data_with_bad_sample(cfg, 100, 2, comm->size(), std::numeric_limits<float>::quiet_NaN());
   int64_t steps = 0;
+  std::vector<float> after_two;
+  Trainer* trainer = nullptr;
   TrainerOptions opts;
-  opts.on_step = [&](const StepRecord&) { ++steps; };
+  opts.on_step = [&](const StepRecord& s) {
+    ++steps;
+    if (s.global_step == 2) after_two = trainer->model().get_params();
+  };
   Trainer t(cfg, *comm, *be, ds, opts);
-  const std::vector<float> before = t.model().get_params();
+  trainer = &t;
   int code = -1;
+  testing::internal::CaptureStderr();
   try {
     t.run();
   } catch (const AgreedFailure& f) {
     code = f.exit_code;
   }
+  const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(code, exit_code::non_finite);
-  EXPECT_EQ(steps, 0);  // stopped inside the first step, before it completed
-  EXPECT_EQ(t.model().get_params(), before) << "the bad update must not be applied";
+  EXPECT_EQ(steps, 2);  // stopped inside the third step, before it completed
+  EXPECT_EQ(t.model().get_params(), after_two) << "the bad update must not be applied";
+  EXPECT_TRUE(same_on_every_rank(*comm, t.model().get_params()));
+  if (comm->rank() == 0) {
+    EXPECT_EQ(count_of(err, "lockstep: error: non-finite loss or gradient at step 3 (epoch 1, batch 2)"), 1) << err;
+  } else {
+    EXPECT_EQ(err, "") << "the message is printed once, by rank 0";
+  }
 }
 
-TEST(ReplicaDrift, ChecksumMismatchStopsEveryRank) {
+// Perturbs one weight of rank `odd` after step 3 (through the library API, as a stray write or
+// a flipped bit would), with replica checks every 2 steps.
+void run_with_drift(int odd) {
   auto comm = make_mpi_comm();
   Config cfg = test::small_config({5, 6, 2}, 16, 3);
   cfg.train.check_replicas_every = 2;
@@ -88,26 +144,48 @@ TEST(ReplicaDrift, ChecksumMismatchStopsEveryRank) {
   const bool inject = comm->size() > 1;
   TrainerOptions opts;
   opts.on_step = [&](const StepRecord& s) {
-    // Step 3 on the last rank: a single weight changes behind the trainer's back.
-    if (inject && s.global_step == 3 && comm->rank() == comm->size() - 1) trainer->model().params()[7] += 0.5f;
+    if (inject && s.global_step == 3 && comm->rank() == odd) trainer->model().params()[7] += 0.5f;
   };
   Trainer t(cfg, *comm, *be, ds, opts);
   trainer = &t;
   int code = -1;
-  int64_t reached = 0;
+  testing::internal::CaptureStderr();
   try {
     t.run();
   } catch (const AgreedFailure& f) {
     code = f.exit_code;
   }
-  reached = t.state().global_step;
-  if (inject) {
-    EXPECT_EQ(code, exit_code::replica_drift);
-    EXPECT_EQ(reached, 4);  // the first check after the change
-  } else {
+  const std::string err = testing::internal::GetCapturedStderr();
+  const int64_t reached = t.state().global_step;
+  if (!inject) {
     EXPECT_EQ(code, -1) << "one rank cannot drift";
     EXPECT_EQ(reached, 12);
+    return;
   }
+  EXPECT_EQ(code, exit_code::replica_drift);
+  EXPECT_EQ(reached, 4);  // the first check after the change
+  if (comm->rank() != 0) {
+    EXPECT_EQ(err, "") << "the message is printed once, by rank 0";
+    return;
+  }
+  EXPECT_EQ(count_of(err, "lockstep: error: replica drift at step 4: "), 1) << err;
+  if (comm->size() >= 3) {
+    // A majority holds the replicas' checksum: exactly the odd rank is named.
+    EXPECT_EQ(count_of(err, "rank(s) " + std::to_string(odd) + " (checksum "), 1) << err;
+    EXPECT_EQ(count_of(err, "(checksum "), 2) << "the odd rank's and the majority's: " << err;
+  } else {
+    EXPECT_EQ(count_of(err, "no majority among the 2 ranks: rank(s) 0 hold checksum "), 1) << err;
+    EXPECT_EQ(count_of(err, "rank(s) 1 (checksum "), 1) << err;
+  }
+}
+
+TEST(ReplicaDrift, ChecksumMismatchStopsEveryRankNamingTheLastRank) {
+  auto comm = make_mpi_comm();
+  run_with_drift(comm->size() - 1);
+}
+
+TEST(ReplicaDrift, DriftOfRankZeroItselfIsNamedAsRankZero) {
+  run_with_drift(0);
 }
 
 }  // namespace

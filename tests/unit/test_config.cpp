@@ -233,6 +233,8 @@ TEST(Config, MalformedTomlGivesTheLine) {
   std::ofstream(path) << "[train\nepochs = 3\n";
   EXPECT_TRUE(throws_user_error([&] { load_config(path, {}); }, {path + ":1:", "TOML"}));
   EXPECT_TRUE(throws_user_error([&] { load_config(dir.file("absent.toml"), {}); }, {"absent.toml", "cannot be read"}));
+  // A directory used to open as an empty stream, i.e. a config of all defaults.
+  EXPECT_TRUE(throws_user_error([&] { load_config(dir.path(), {}); }, {dir.path(), "not a regular file", "directory"}));
 }
 
 TEST(Config, BadSetArguments) {
@@ -241,6 +243,20 @@ TEST(Config, BadSetArguments) {
   EXPECT_TRUE(throws_user_error([] { load_config("", {"train.epoch=3"}); }, {"train.epoch", "unknown key"}));
   EXPECT_TRUE(throws_user_error([] { load_config("", {"optimizer.lr=abc"}); }, {"optimizer.lr", "number"}));
   EXPECT_TRUE(throws_user_error([] { load_config("", {"train.batch_size=-4"}); }, {"train.batch_size", ">= 1"}));
+}
+
+// Found by fuzz_config: a --set string with bytes that are not UTF-8 was written to the resolved
+// config as \u00E9 escapes, which read back as other bytes (another path on resume).
+TEST(Config, SetStringsMustBeUtf8AndRoundTripExactly) {
+  EXPECT_TRUE(throws_user_error([] { load_config("", {"data.train_images=/data/caf\xe9.gz"}); },
+                                {"--set data.train_images", "not valid UTF-8 (byte 0xe9 at offset 9)"}));
+  EXPECT_TRUE(throws_user_error([] { load_config("", {"run.name=a\xc3"}); }, {"run.name", "offset 1"}));  // cut short
+  EXPECT_TRUE(throws_user_error([] { load_config("", {"run.name=\xed\xa0\x80"}); }, {"run.name", "offset 0"}));  // surrogate
+  EXPECT_TRUE(throws_user_error([] { load_config("", {"run.name=\xc0\xaf"}); }, {"run.name", "offset 0"}));  // overlong
+  const Config c = load_config("", {"data.train_images=/data/caf\xc3\xa9 \xf0\x9f\x90\x9f\x07.gz"});
+  const Config back = parse_config_text(config_to_toml(c), "round trip");
+  EXPECT_EQ(back.data.train_images, c.data.train_images);
+  EXPECT_EQ(config_to_toml(back), config_to_toml(c));
 }
 
 TEST(Config, TomlRoundTripReproducesEveryKey) {

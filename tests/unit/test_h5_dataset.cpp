@@ -334,6 +334,56 @@ TEST(H5Dataset, RejectsNonFiniteFeaturesNamingTheRow) {
   EXPECT_TRUE(throws_user_error([&] { load_datasets(c, 3, 1); }, {p, "row 3"}));
 }
 
+// Found by fuzz_h5_data: one byte inserted into a compressed file makes /labels fail to inflate.
+// That used to escape as an internal error (exit code 1, HDF5's error stack printed); a damaged
+// file is bad input, named once.
+TEST(H5Dataset, DamagedCompressedChunkIsBadInput) {
+  const std::string p = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_corrupt_labels_chunk.h5";
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(throws_user_error([&] { open_h5_data(p, 10); }, {p, "unreadable, probably damaged", "/labels"}));
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "") << "HDF5 printed its own error stack";
+  // A damaged uint8 feature chunk: uint8 rows cannot be NaN, yet the scan must read them all, or
+  // the damage surfaces at the first gather, in training, as an internal error on one rank.
+  const std::string u8 = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_corrupt_uint8_features_chunk.h5";
+  EXPECT_NO_THROW(H5Data(u8, 10)) << "the structure is intact: only a chunk is damaged";
+  EXPECT_TRUE(throws_user_error([&] { open_h5_data(u8, 10); }, {u8, "unreadable, probably damaged", "/features"}));
+}
+
+// Found by fuzz_h5_data: a /features of absurd declared size (a few KB on disk, chunks never
+// written) made the constructor allocate a row buffer of the declared width (64 GiB, or more than
+// a vector can hold) and overflow its offset arithmetic before the width was checked.
+TEST(H5Dataset, ImplausiblyLargeDeclaredShapeIsBadInput) {
+  TempDir dir;
+  const std::string p = dir.file("huge.h5");
+  {
+    h5::Handle f = h5::create_file(p);
+    const hsize_t dims[2] = {hsize_t{1} << 21, hsize_t{1} << 20}, chunk[2] = {1, 1024};  // 2^41 values
+    h5::Handle space(H5Screate_simple(2, dims, nullptr));
+    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    ASSERT_GE(H5Pset_chunk(dcpl.get(), 2, chunk), 0);
+    h5::Handle ds(H5Dcreate2(f.get(), "features", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+    ASSERT_TRUE(ds.valid());
+  }
+  EXPECT_TRUE(throws_user_error([&] { H5Data(p, 10); }, {p, "2097152 x 1048576 values, implausibly many"}));
+  for (const char* name : {"h5_data_width_64_gib_row.h5", "h5_data_width_beyond_vector_max.h5",
+                           "h5_data_row_offset_overflow.h5"}) {
+    const std::string crash = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/" + name;
+    EXPECT_TRUE(throws_user_error([&] { open_h5_data(crash, 10); }, {crash})) << name;
+  }
+  // A damaged type message declaring labels of 23488102432 bits each (HDF5 allocated 2.9 GB).
+  const std::string wide = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_labels_integer_of_gigabytes.h5";
+  EXPECT_TRUE(throws_user_error([&] { H5Data(wide, 10); }, {wide, "/labels", "expected integers of at most 64 bits"}));
+}
+
+// Found by fuzz_h5_data: a contiguous /features whose 96 bytes run 22 bytes past the end of the
+// file. The scan's one large read succeeded (HDF5's sieve buffer), a one-row gather then failed
+// in training. Rejected at open, naming the dataset; so is a plainly truncated file.
+TEST(H5Dataset, ContiguousDataPastTheEndOfTheFileIsRejectedAtOpen) {
+  const std::string p = std::string(LOCKSTEP_FUZZ_DIR) + "/crashes/h5_data_contiguous_beyond_eof.h5";
+  EXPECT_TRUE(throws_user_error([&] { H5Data(p, 10); },
+                                {p, "dataset /features: its 96 bytes at offset 2094 lie beyond the end of the file (2168 bytes)"}));
+}
+
 TEST(H5Dataset, ScanSharesSplitTheRowsBetweenRanks) {
   // 53 rows in chunks of 7 (8 chunks), a NaN in row 30 (chunk 4): of 3 shares (chunks 0-2, 3-5,
   // 6-7) only the second reads it, and a single share reads everything.

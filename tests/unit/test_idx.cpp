@@ -146,6 +146,16 @@ TEST(Idx, TenByteFileHasAnIncompleteHeader) {
   EXPECT_TRUE(throws_user_error([&] { read_idx(path); }, {path, "header incomplete", "10 bytes"}));
 }
 
+// Found by fuzz_idx: 145 x 4291367413 passed the old bound, and the next product overflowed
+// int64 (undefined behaviour) before the bound was checked again.
+TEST(Idx, DimensionsWhoseProductOverflowsAreRejectedBeforeMultiplying) {
+  const auto bytes = idx_bytes(0x08, {145, 0xffc911f5u, 0x7cced458u}, {});
+  EXPECT_TRUE(throws_user_error([&] { parse_idx(bytes, "big.idx"); }, {"big.idx", "implausibly large"}));
+  // The largest accepted element count still parses up to the payload check.
+  const auto edge = idx_bytes(0x08, {1u << 20, 1u << 20}, {});
+  EXPECT_TRUE(throws_user_error([&] { parse_idx(edge, "edge.idx"); }, {"edge.idx", "truncated"}));
+}
+
 TEST(Idx, DataForOneImageFewerThanTheHeaderPromises) {
   TempDir dir;
   auto payload = pixels(60, 4, 4, 4);
