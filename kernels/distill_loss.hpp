@@ -3,7 +3,8 @@
 //   loss_row   = alpha T^2 KL(p || q) + (1 - alpha) CE(s, y),   p = softmax(t/T), q = softmax(s/T)
 //   d loss/ds_j = alpha T (q_j - p_j) + (1 - alpha) (softmax(s)_j - [j == y])
 // Every exp sees a shifted argument <= 0 and every log-probability is a difference of finite
-// numbers (never the log of a probability), so finite logits give a finite loss and gradient.
+// numbers (never the log of a probability), so the loss and gradient are finite whenever the
+// logits' spread (max - min) / T is finite in fp32 (|z| <= 1e30 with T >= 0.01, for example).
 // The hard part is xent_loss/xent_grad of softmax_xent.hpp, evaluated from the same maximum and
 // exp-sum in the same order: with alpha = 0 the result is plain cross-entropy, bit for bit. The
 // CPU path runs distill_row per row; the CUDA path reduces the same DistillStats with block
