@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Large model to small model on Fashion-MNIST, data-parallel on RANKS ranks (docs/distillation.md).
 # For each seed: trains a 784-1024-1024-10 teacher, distils it into a 784-32-10 student (teacher
-# logits cached once), trains the same student from scratch with the same budget; then a transfer
+# logits cached once; at the config's T = 1, alpha = 0.5 and at the classic T = 4, alpha = 0.9),
+# trains the same student from scratch with the same budget; then a transfer
 # experiment: a 784-256-128-5 model trained on classes 0-4, moved to classes 5-9 with only 1,000
 # labelled samples (frozen body, full fine-tune, from scratch). Every model is then evaluated on
 # one process with one BLAS thread (test accuracy, inference samples/s), and two tables of mean
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     -o) out=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --infer-seconds) infer=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "big-to-small.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +76,11 @@ for seed in $(seq 1 "$seeds"); do
   teacher=$d/teacher/checkpoints/best.h5
   step "seed-$seed/student-distilled" mpi distill --teacher "$teacher" --config jobs/configs/fashion_mnist_student.toml \
     --run-dir "$d/distilled" --resume auto --cache-teacher "${s[@]}" "${student_epochs[@]}"
+  # The classic setting as well (T = 4, alpha = 0.9), from the same cached logits.
+  step "seed-$seed/student-distilled-T4" mpi distill --teacher "$teacher" \
+    --config jobs/configs/fashion_mnist_student.toml --run-dir "$d/distilled-T4" --resume auto \
+    --set distill.cache="$d/distilled/teacher-logits.h5" --set distill.temperature=4 --set distill.alpha=0.9 \
+    "${s[@]}" "${student_epochs[@]}"
   step "seed-$seed/student-scratch" mpi train --config jobs/configs/fashion_mnist_student.toml --run-dir "$d/scratch" \
     "${s[@]}" "${student_epochs[@]}"
 
@@ -103,6 +109,7 @@ for seed in $(seq 1 "$seeds"); do
   }
   measure distillation teacher "$teacher"
   measure distillation student-distilled "$(latest "$d/distilled")"
+  measure distillation student-distilled-T4-a0.9 "$(latest "$d/distilled-T4")"
   measure distillation student-scratch "$(latest "$d/scratch")"
   measure transfer base-classes-0-4 "$base"
   measure transfer frozen-body "$(latest "$d/frozen")"

@@ -38,6 +38,7 @@ def main(path):
         print()
     # The paired difference answers "does distillation beat scratch" better than two spreads do.
     for experiment, a, b in (("distillation", "student-distilled", "student-scratch"),
+                             ("distillation", "student-distilled-T4-a0.9", "student-scratch"),
                              ("transfer", "full-finetune", "scratch"), ("transfer", "frozen-body", "scratch")):
         ra, rb = by.get((experiment, a)), by.get((experiment, b))
         if not ra or not rb:
