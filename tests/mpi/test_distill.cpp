@@ -15,6 +15,7 @@
 #include "lockstep/checksum.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/distill.hpp"
+#include "lockstep/h5.hpp"
 #include "lockstep/h5_dataset.hpp"
 #include "lockstep/trainer.hpp"
 #include "support/test_support.hpp"
@@ -213,6 +214,34 @@ TEST(Distill, MismatchedCacheIsRefusedNamingWhatDiffers) {
                                       {"holds 120 samples", "the training file synthetic has 100"}));
   EXPECT_TRUE(test::throws_user_error([&] { attempt(teacher, test::synthetic_data(120, 10, 4, 99)); },
                                       {"the label of sample", "another data file"}));
+  // Files that are HDF5 but not this teacher's cache: a plain data file, and one that claims the
+  // teacher but holds 3 logits per sample.
+  if (comm->rank() == 0) {
+    const std::vector<int32_t> labels = labels_of(*file);
+    for (int width : {4, 3}) {
+      const std::string path = dir + (width == 4 ? "/plain.h5" : "/narrow.h5");
+      H5WriteOptions o;
+      o.classes = 4;
+      H5DataWriter w(path, 120, width, o);
+      const std::vector<float> zeros(static_cast<size_t>(120 * width), 0.0f);
+      w.write_features(0, 120, zeros.data());
+      w.write_labels(labels.data());
+      w.close();
+      if (width == 3) {
+        h5::Handle f = h5::open_file(path, true);
+        h5::set_attr(f.get(), "kind", std::string("lockstep-teacher-logits"));
+        h5::set_attr(f.get(), "teacher", std::string("teacher-a.h5"));
+        h5::set_attr(f.get(), "teacher_checksum",
+                     hex64(fnv1a64(teacher.params.data(), teacher.params.size() * sizeof(float))));
+      }
+    }
+  }
+  comm->barrier();
+  cfg.distill.cache = dir + "/plain.h5";
+  EXPECT_TRUE(test::throws_user_error([&] { attempt(teacher, file); }, {"plain.h5", "not a teacher-logits cache"}));
+  cfg.distill.cache = dir + "/narrow.h5";
+  EXPECT_TRUE(test::throws_user_error([&] { attempt(teacher, file); },
+                                      {"narrow.h5", "holds 3 logits per sample, but the teacher has 4 classes"}));
   cfg.distill.cache = dir + "/absent.h5";
   EXPECT_TRUE(test::throws_user_error([&] { attempt(teacher, file); }, {"absent.h5", "no such file", "--cache-teacher"}));
   // A teacher that does not fit the student.
