@@ -19,7 +19,7 @@ def main(path):
     for r in rows:
         by.setdefault((r["experiment"], r["model"]), []).append(r)
     print(f"{len(seeds)} seed(s): {', '.join(map(str, seeds))}. Accuracy: mean ± sample std [min, max] over seeds; "
-          "inference: one process, one BLAS thread, batch of 1000, mean over seeds.\n")
+          "inference: one process, one BLAS thread, batch of 1000, fastest of 5 windows, mean over seeds.\n")
     for experiment, title in (("distillation", "Knowledge distillation (test set, 10 classes)"),
                               ("transfer", "Transfer to classes 5-9 from 1,000 labelled samples (test set, 5 classes)")):
         print(f"### {title}\n")
@@ -33,6 +33,8 @@ def main(path):
             rate = statistics.mean(float(r["samples_per_s"]) for r in rs)
             mib = statistics.mean(int(r["checkpoint_bytes"]) for r in rs) / 2**20
             per_seed = " ".join(f"{a:.4f}" for a in acc)
+            if model == "base-classes-0-4":
+                model += " (its own test set: classes 0-4)"
             print(f"| {model} | {int(rs[0]['params']):,} | {mib:.2f} | {m:.4f} ± {sd:.4f} [{lo:.4f}, {hi:.4f}] "
                   f"| {per_seed} | {rate:,.0f} |")
         print()
