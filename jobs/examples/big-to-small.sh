@@ -7,7 +7,7 @@
 # labelled samples (frozen body, full fine-tune, from scratch). Every model is then evaluated on
 # one process with one BLAS thread (test accuracy, inference samples/s), and two tables of mean
 # and spread over the seeds are printed and written to OUT/tables.md.
-#   jobs/examples/big-to-small.sh                 # 2 ranks, seeds 1 2 3 (about 15 min on 2 cores)
+#   jobs/examples/big-to-small.sh                 # 2 ranks, seeds 1 2 3 (about 10 min on 2 cores)
 #   jobs/examples/big-to-small.sh -s 5 -n 4       # 5 seeds, 4 ranks
 #   jobs/examples/big-to-small.sh --quick         # a few epochs each, to try the pipeline (~2 min)
 # Options: -n RANKS (2), -s SEEDS (3), -o OUT (runs/big-to-small-<time>), --quick,
@@ -51,7 +51,11 @@ fi
 step() {
   local name=$1
   shift
-  echo "+ $*" >>"$out/commands.log"
+  if [ "$1" = mpi ]; then  # log what mpi() runs
+    echo "+ mpirun -np $np ${MPI_FLAGS[*]} $L ${*:2} --set train.progress=false" >>"$out/commands.log"
+  else
+    echo "+ $*" >>"$out/commands.log"
+  fi
   printf '%-44s' "$name"
   local t0=$SECONDS rc=0
   mkdir -p "$(dirname "$out/$name")"
