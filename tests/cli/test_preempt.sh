@@ -4,7 +4,9 @@
 # with bitwise the same final weights (checksum) as an uninterrupted run.
 source "$(dirname "$0")/lib.sh"
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
-common=(--config "$cfg" --set train.epochs=2 --set train.max_steps=400 --set 'model.layers=[784, 128, 10]'
+# Long enough (3000 steps, several seconds even on an idle machine) that the signal, sent half a
+# second after training starts, always arrives before the end.
+common=(--config "$cfg" --set train.epochs=8 --set train.max_steps=3000 --set 'model.layers=[784, 128, 10]'
         --set train.progress=false --set checkpoint.every_epochs=0)
 
 run 2 120 train "${common[@]}" --run-dir "$WORK/whole"
@@ -17,13 +19,13 @@ whole=$(grep -o "checksum [0-9a-f]*" <<<"$OUT")
 pid=$!
 # Signal once training is under way (the first epoch line is not needed; a few steps are).
 for _ in $(seq 1 100); do grep -q "run directory" "$WORK/cut.out" 2>/dev/null && break; sleep 0.1; done
-sleep 1.5
+sleep 0.5
 kill -USR1 "$pid"
 set +e; wait "$pid"; rc=$?; set -e
 [ "$rc" -eq 75 ] || fail "expected exit code 75 after SIGUSR1, got $rc: $(cat "$WORK/cut.out")"
 grep -q "stopped on request (signal 10)" "$WORK/cut.out" || fail "no stop message: $(cat "$WORK/cut.out")"
 step=$(grep -o "at step [0-9]*" "$WORK/cut.out" | grep -o "[0-9]*")
-[ "$step" -lt 400 ] || fail "the signal arrived after training ended (step $step); make the run longer"
+[ "$step" -lt 3000 ] || fail "the signal arrived after training ended (step $step); make the run longer"
 [ -f "$WORK/cut/checkpoints/$(printf 'step-%09d.h5' "$step")" ] || fail "no checkpoint at the stop step $step"
 
 run 2 120 train "${common[@]}" --run-dir "$WORK/cut" --resume auto
