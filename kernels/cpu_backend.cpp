@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 
+#include "kernels/distill_loss.hpp"
 #include "kernels/softmax_xent.hpp"
 #include "lockstep/backend.hpp"
 #include "lockstep/check.hpp"
@@ -164,6 +165,18 @@ class CpuBackend final : public Backend {
       const size_t o = static_cast<size_t>(r) * cols;
       int argmax = 0;
       sums.loss += xent_row(logits + o, cols, labels[r], dlogits ? dlogits + o : nullptr, &argmax);
+      sums.correct += (argmax == labels[r]) ? 1 : 0;
+    }
+    return sums;
+  }
+
+  LossSums distill_xent(int rows, int cols, const float* student, const float* teacher, const int32_t* labels,
+                        const DistillCoef& coef, float* dlogits) override {
+    LossSums sums;
+    for (int r = 0; r < rows; ++r) {
+      const size_t o = static_cast<size_t>(r) * cols;
+      int argmax = 0;
+      sums.loss += distill_row(student + o, teacher + o, cols, labels[r], coef, dlogits ? dlogits + o : nullptr, &argmax);
       sums.correct += (argmax == labels[r]) ? 1 : 0;
     }
     return sums;

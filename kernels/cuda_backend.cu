@@ -104,12 +104,14 @@ class CudaBackend final : public Backend {
   LossSums softmax_xent(int rows, int cols, const float* logits, const int32_t* labels, float* dlogits) override {
     if (rows <= 0) return {};
     cuda::softmax_xent(rows, cols, logits, labels, dlogits, row_loss_, row_correct_, xent_dev_, stream_);
-    LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(xent_host_, xent_dev_, sizeof(cuda::XentSums), cudaMemcpyDeviceToHost, stream_));
-    LOCKSTEP_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    LossSums s;
-    s.loss = xent_host_->loss;
-    s.correct = static_cast<int64_t>(xent_host_->correct);
-    return s;
+    return fetch_loss_sums();
+  }
+
+  LossSums distill_xent(int rows, int cols, const float* student, const float* teacher, const int32_t* labels,
+                        const DistillCoef& coef, float* dlogits) override {
+    if (rows <= 0) return {};
+    cuda::distill_xent(rows, cols, student, teacher, labels, coef, dlogits, row_loss_, row_correct_, xent_dev_, stream_);
+    return fetch_loss_sums();
   }
 
   double sum_squares(const float* x, size_t n) override {
@@ -125,6 +127,16 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // The sums a loss kernel left in xent_dev_, through the pinned word.
+  LossSums fetch_loss_sums() {
+    LOCKSTEP_CUDA_CHECK(cudaMemcpyAsync(xent_host_, xent_dev_, sizeof(cuda::XentSums), cudaMemcpyDeviceToHost, stream_));
+    LOCKSTEP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LossSums s;
+    s.loss = xent_host_->loss;
+    s.correct = static_cast<int64_t>(xent_host_->correct);
+    return s;
+  }
+
   template <typename T>
   void device_alloc(T** p, size_t count) {
     LOCKSTEP_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(p), count * sizeof(T)));

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/activation.hpp"
+#include "kernels/distill_loss.hpp"
 #include "kernels/optimizer_update.hpp"
 
 namespace lockstep::cuda {
@@ -36,6 +37,19 @@ constexpr int kXentRowsPerPass = 1 << 16;
 // dlogits is not null), then the per-row losses and correct flags are summed into *sums.
 void softmax_xent(int rows, int cols, const float* logits, const int32_t* labels, float* dlogits, float* row_loss,
                   int32_t* row_correct, XentSums* sums, cudaStream_t stream);
+// Threads per row block of the row-wise loss kernels: a warp for short rows (the 10 classes of the
+// default model), up to 256 for long ones.
+int xent_threads_for(int cols);
+// *sums (+)= the sums of row_loss and row_correct over rows (<= kXentRowsPerPass), in a fixed order.
+void sum_row_losses(int rows, const float* row_loss, const int32_t* row_correct, XentSums* sums, bool accumulate,
+                    cudaStream_t stream);
+
+// --- distill_cuda.cu ----------------------------------------------------------------------------
+// One block per row: the distillation loss and gradient of kernels/distill_loss.hpp (dlogits may be
+// null), then the per-row losses and the student's correct flags are summed into *sums.
+void distill_xent(int rows, int cols, const float* student, const float* teacher, const int32_t* labels,
+                  const DistillCoef& coef, float* dlogits, float* row_loss, int32_t* row_correct, XentSums* sums,
+                  cudaStream_t stream);
 
 // --- reduce_cuda.cu -----------------------------------------------------------------------------
 // Doubles of scratch sum_squares uses for its per-block partial sums.

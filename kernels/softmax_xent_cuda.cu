@@ -1,7 +1,8 @@
 // CUDA softmax cross-entropy: one block per row reduces the row's maximum (with its first
 // column, the CPU's argmax), then the shifted exp-sum, and applies xent_loss/xent_grad from
 // kernels/softmax_xent.hpp; a second kernel sums the per-row losses and correct flags (the
-// accuracy count) in a fixed order. The CPU reference is xent_row in the same header.
+// accuracy count) in a fixed order (sum_row_losses, shared with the distillation kernel). The CPU
+// reference is xent_row in the same header.
 #include "kernels/cuda_kernels.hpp"
 #include "kernels/cuda_launch.cuh"
 #include "kernels/softmax_xent.hpp"
@@ -56,14 +57,19 @@ __global__ void xent_sum_kernel(int rows, const float* __restrict__ row_loss, co
   }
 }
 
-// A warp for short rows (the 10 classes of the default model), up to 256 threads for long ones.
-int threads_for(int cols) {
+}  // namespace
+
+int xent_threads_for(int cols) {
   int t = 32;
   while (t < cols && t < 256) t *= 2;
   return t;
 }
 
-}  // namespace
+void sum_row_losses(int rows, const float* row_loss, const int32_t* row_correct, XentSums* sums, bool accumulate,
+                    cudaStream_t stream) {
+  xent_sum_kernel<<<1, kSumThreads, 0, stream>>>(rows, row_loss, row_correct, sums, accumulate);
+  LOCKSTEP_CUDA_CHECK_LAUNCH();
+}
 
 void softmax_xent(int rows, int cols, const float* logits, const int32_t* labels, float* dlogits, float* row_loss,
                   int32_t* row_correct, XentSums* sums, cudaStream_t stream) {
@@ -72,7 +78,7 @@ void softmax_xent(int rows, int cols, const float* logits, const int32_t* labels
     LOCKSTEP_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(XentSums), stream));
     return;
   }
-  const int threads = threads_for(cols);
+  const int threads = xent_threads_for(cols);
   const size_t stride = static_cast<size_t>(cols);
   for (int begin = 0; begin < rows; begin += kXentRowsPerPass) {
     const int n = rows - begin < kXentRowsPerPass ? rows - begin : kXentRowsPerPass;
@@ -80,8 +86,7 @@ void softmax_xent(int rows, int cols, const float* logits, const int32_t* labels
     xent_rows_kernel<<<static_cast<unsigned>(n), threads, 0, stream>>>(
         cols, logits + offset, labels + begin, dlogits ? dlogits + offset : nullptr, row_loss, row_correct);
     LOCKSTEP_CUDA_CHECK_LAUNCH();
-    xent_sum_kernel<<<1, kSumThreads, 0, stream>>>(n, row_loss, row_correct, sums, begin > 0);
-    LOCKSTEP_CUDA_CHECK_LAUNCH();
+    sum_row_losses(n, row_loss, row_correct, sums, begin > 0, stream);
   }
 }
 

@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "lockstep/h5.hpp"
+#include "lockstep/transfer.hpp"
 #include "lockstep/version.hpp"
 
 namespace lockstep {
@@ -72,6 +74,8 @@ void write_contents(hid_t file, const CheckpointData& ck) {
   set_attr(opt.get(), "alpha", o.alpha);
   set_attr(opt.get(), "weight_decay", o.weight_decay);
   set_attr(opt.get(), "clip_norm", o.clip_norm);
+  // Frozen layers (init.freeze) have no optimizer state: the buffers skip them.
+  if (!ck.frozen_layers.empty()) write(opt.get(), "frozen_layers", ck.frozen_layers);
   const auto names = optimizer_state_names(o.name);
   for (size_t i = 0; i < names.size(); ++i) write(opt.get(), names[i], ck.optimizer_state.at(i));
 
@@ -202,10 +206,15 @@ CheckpointData read_checkpoint(const std::string& path) {
     o.alpha = attr_double(opt.get(), "alpha");
     o.weight_decay = attr_double(opt.get(), "weight_decay");
     o.clip_norm = attr_double(opt.get(), "clip_norm");
+    if (exists(opt.get(), "frozen_layers")) ck.frozen_layers = read_int64s(opt.get(), "frozen_layers");
+    for (int64_t l : ck.frozen_layers)
+      LOCKSTEP_REQUIRE(l >= 0 && l + 1 < static_cast<int64_t>(ck.layers.size()), "optimizer/frozen_layers: layer ", l,
+                       " does not exist");
+    const size_t trainable = trainable_count(ck.layers, ck.frozen_layers);
     for (const auto& name : optimizer_state_names(o.name)) {
       ck.optimizer_state.push_back(read_floats(opt.get(), name));
-      LOCKSTEP_REQUIRE(ck.optimizer_state.back().size() == ck.params.size(), "optimizer/", name,
-                       " has ", ck.optimizer_state.back().size(), " values for ", ck.params.size(), " parameters");
+      LOCKSTEP_REQUIRE(ck.optimizer_state.back().size() == trainable, "optimizer/", name, " has ",
+                       ck.optimizer_state.back().size(), " values for ", trainable, " trainable parameters");
     }
 
     Handle tr = open_group(f, "trainer");
@@ -269,6 +278,7 @@ void broadcast_checkpoint(Comm& comm, CheckpointData& ck, int root) {
   bcast_pod(comm, n_state, root);
   ck.optimizer_state.resize(static_cast<size_t>(n_state));
   for (auto& s : ck.optimizer_state) bcast_vector(comm, s, root);
+  bcast_vector(comm, ck.frozen_layers, root);
   bcast_pod(comm, ck.trainer, root);
   bcast_pod(comm, ck.seed, root);
   bcast_pod(comm, ck.lr, root);
@@ -290,6 +300,16 @@ std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg
   differ("optimizer.name", to_string(ck.optimizer.name), to_string(cfg.optimizer.name));
   differ("train.batch_size (global)", std::to_string(ck.global_batch), std::to_string(cfg.train.batch_size));
   differ("run.seed (data order)", std::to_string(ck.seed), std::to_string(cfg.run.seed));
+  // The optimizer state covers only the layers that train.
+  std::vector<int64_t> freeze = cfg.init.freeze;
+  std::sort(freeze.begin(), freeze.end());
+  differ("init.freeze", widths(ck.frozen_layers), widths(freeze));
+  // A distilled run continues only as a distillation (and the reverse).
+  const bool distilled = ck.notes.count(kTeacherChecksumNote) > 0;
+  if (distilled != !cfg.distill.teacher.empty())
+    out += distilled ? fmt("\n  distill.teacher: the checkpoint was distilled from a teacher (checksum ",
+                           ck.notes.at(kTeacherChecksumNote), "), the config names none (--teacher)")
+                     : std::string("\n  distill.teacher: the checkpoint was not distilled, the config names a teacher");
   return out;
 }
 

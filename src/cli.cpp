@@ -45,6 +45,7 @@ int run_cli(int argc, char** argv, Comm& comm) {
   app.require_subcommand(1);
   CommandTable table;
   add_train_command(app, table);
+  add_distill_command(app, table);
   add_eval_commands(app, table);
   add_info_commands(app, table);
   add_convert_command(app, table);

@@ -1,7 +1,10 @@
-// `lockstep eval` (a checkpoint on the validation and test sets, across ranks) and
-// `lockstep inspect` (a human summary of a checkpoint file, on rank 0).
+// `lockstep eval` (a checkpoint on the validation and test sets, across ranks, and optionally its
+// inference throughput) and `lockstep inspect` (a human summary of a checkpoint file, on rank 0).
+#include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
@@ -13,13 +16,56 @@
 #include "lockstep/evaluate.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
+#include "lockstep/runtime.hpp"
 
 namespace lockstep {
 namespace {
 
 struct EvalArgs : ConfigArgs {
   std::string checkpoint;
+  double time_inference = 0.0;  // seconds of repeated forward passes; 0: no timing
 };
+
+// Forward passes (logits only, batch_rows at a time) over the first rows of data, repeated for
+// about `seconds` on each rank, in 5 windows. Rows are staged once before the clock starts, so
+// this is the model's compute rate, not the data loader's. Returns this rank's samples per second
+// over all windows and in the fastest window (the one least disturbed by other processes).
+struct InferenceRate {
+  double mean = 0.0, best = 0.0;
+};
+InferenceRate inference_rate(const Mlp& model, const DataSource& data, int64_t batch_rows, double seconds) {
+  Backend& be = model.backend();
+  const int64_t n = std::min(batch_rows, data.size());
+  Workspace ws(model, n);
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), int64_t{0});
+  BatchStager stager(be, n, data.dim());
+  data.reserve(n);
+  const float* x = stager.acquire(data, BatchKey{0, 0, 0}, rows.data(), n).x;
+  forward(model, ws, x, n);  // warm-up: caches, page faults, BLAS buffers
+  be.synchronize();
+  using Clock = std::chrono::steady_clock;
+  constexpr int kWindows = 5;
+  InferenceRate r;
+  int64_t total = 0;
+  double total_s = 0.0;
+  for (int w = 0; w < kWindows; ++w) {
+    const auto start = Clock::now();
+    int64_t samples = 0;
+    double elapsed = 0.0;
+    do {
+      forward(model, ws, x, n);
+      be.synchronize();
+      samples += n;
+      elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    } while (elapsed < seconds / kWindows);
+    r.best = std::max(r.best, static_cast<double>(samples) / elapsed);
+    total += samples;
+    total_s += elapsed;
+  }
+  r.mean = static_cast<double>(total) / total_s;
+  return r;
+}
 
 int run_eval(Comm& comm, const EvalArgs& a) {
   const bool root = comm.rank() == 0;
@@ -67,6 +113,22 @@ int run_eval(Comm& comm, const EvalArgs& a) {
   };
   report("validation", data.val);
   report("test", data.test);
+  if (a.time_inference > 0) {
+    const std::shared_ptr<const DataSource>& d = data.test ? data.test : data.train;
+    const InferenceRate mine = inference_rate(model, *d, cfg.data.eval_batch, a.time_inference);
+    double rate[2] = {mine.best, mine.mean};
+    double lo[1] = {mine.best};
+    comm.allreduce_sum(rate, 2);
+    comm.allreduce_min(lo, 1);
+    if (root) {
+      std::cout << "inference: " << std::fixed << std::setprecision(0) << rate[0] / comm.size()
+                << " samples/s per rank in the fastest of 5 windows (mean over all " << rate[1] / comm.size()
+                << "; batch " << std::min(cfg.data.eval_batch, d->size()) << ", " << comm.size()
+                << " rank(s), slowest rank " << lo[0] << "; " << backend->describe() << ")";
+      if (backend->kind() == DeviceKind::cpu) std::cout << ", " << configure_blas_threads() << " BLAS thread(s) per rank";
+      std::cout << std::endl;
+    }
+  }
   return exit_code::ok;
 }
 
@@ -92,6 +154,8 @@ int run_inspect(Comm& comm, const std::string& path_arg) {
     std::cout << "\n    layer " << l << ": weight [" << ck.layers[l + 1] << ", " << ck.layers[l] << "], bias ["
               << ck.layers[l + 1] << "], " << (l + 2 == ck.layers.size() ? "linear" : to_string(ck.activation))
               << " (" << n << " parameters)";
+    if (std::find(ck.frozen_layers.begin(), ck.frozen_layers.end(), static_cast<int64_t>(l)) != ck.frozen_layers.end())
+      std::cout << ", frozen";
   }
   std::cout << "\n    total " << params << " parameters, checksum "
             << hex64(fnv1a64(ck.params.data(), ck.params.size() * sizeof(float)))
@@ -109,7 +173,20 @@ int run_inspect(Comm& comm, const std::string& path_arg) {
               << (loss ? -ck.trainer.early.best : ck.trainer.early.best) << ", " << ck.trainer.early.bad_epochs
               << " epoch(s) without improvement\n";
   }
-  for (const auto& [k, v] : ck.notes) std::cout << "  " << k << ": " << v << "\n";
+  // Provenance: the teacher of a distilled student and the source of a fine-tune, then any other note.
+  auto note = [&](const char* key) {
+    const auto it = ck.notes.find(key);
+    return it == ck.notes.end() ? std::string("?") : it->second;
+  };
+  if (ck.notes.count(kTeacherNote))
+    std::cout << "  distilled from teacher " << note(kTeacherNote) << " (" << note(kTeacherModelNote) << ", checksum "
+              << note(kTeacherChecksumNote) << ")\n";
+  if (ck.notes.count(kInitFromNote))
+    std::cout << "  initialised from " << note(kInitFromNote) << " (checksum " << note(kInitFromChecksumNote) << ")\n";
+  for (const auto& [k, v] : ck.notes)
+    if (k != kTeacherNote && k != kTeacherModelNote && k != kTeacherChecksumNote && k != kInitFromNote &&
+        k != kInitFromChecksumNote)
+      std::cout << "  " << k << ": " << v << "\n";
   if (!ck.last_metrics_json.empty()) {
     const auto m = nlohmann::json::parse(ck.last_metrics_json);
     std::cout << "  last metrics:";
@@ -129,6 +206,10 @@ void add_eval_commands(CLI::App& app, CommandTable& table) {
   eval->add_option("-k,--checkpoint", args->checkpoint, "checkpoint file, or a checkpoint directory (its latest)")
       ->required();
   add_config_options(eval, *args);
+  eval->add_option("--time-inference", args->time_inference,
+                   "also measure inference throughput: forward passes of data.eval_batch test samples repeated "
+                   "for about this many seconds on every rank (for one core: 1 rank, OPENBLAS_NUM_THREADS=1)")
+      ->check(CLI::NonNegativeNumber);
   table.add(eval, [args](Comm& comm) { return run_eval(comm, *args); });
 
   auto path = std::make_shared<std::string>();

@@ -1,4 +1,6 @@
-// `lockstep train`: load and check everything collectively, then train and report.
+// `lockstep train` (and `lockstep distill`, which adds a teacher): load and check everything
+// collectively (config, resume point, teacher, init checkpoint, data, teacher-logits cache),
+// then train and report.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -7,10 +9,12 @@
 #include "lockstep/agree.hpp"
 #include "lockstep/check.hpp"
 #include "lockstep/checkpointer.hpp"
+#include "lockstep/checksum.hpp"
 #include "lockstep/signals.hpp"
 #include <ctime>
 #include "lockstep/dataset.hpp"
 #include "lockstep/device.hpp"
+#include "lockstep/distill.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
 #include "lockstep/nccl_comm.hpp"
@@ -20,10 +24,6 @@
 
 namespace lockstep {
 namespace {
-
-struct TrainArgs : ConfigArgs {
-  std::string resume;  // "", "auto", a checkpoint file or a checkpoint directory
-};
 
 std::string utc_stamp() {
   const std::time_t t = std::time(nullptr);
@@ -48,6 +48,29 @@ std::string stored_config_for(Comm& comm, const TrainArgs& a) {
   return text;
 }
 
+// Rank 0 reads a checkpoint that a key names (distill.teacher, init.from); every rank gets it.
+CheckpointData checkpoint_named_by(Comm& comm, const char* key, const std::string& path) {
+  CheckpointData ck;
+  collectively(
+      comm,
+      [&] {
+        if (comm.rank() != 0) return;
+        // A file, not a directory's `latest`: what the run records must not change under it.
+        LOCKSTEP_REQUIRE(!std::filesystem::is_directory(path), key, " = ", path,
+                         ": is a directory; name a checkpoint file in it (e.g. ", path, "/best.h5)");
+        try {
+          ck = read_checkpoint(path);
+        } catch (const UserError& e) {
+          throw UserError(fmt(key, ": ", e.what()));
+        }
+      },
+      std::cerr);
+  broadcast_checkpoint(comm, ck, 0);
+  return ck;
+}
+
+}  // namespace
+
 int run_train(Comm& comm, const TrainArgs& a) {
   // First of all: a stop request that arrives while the run is being set up (a requeued job
   // warned early, a preemption) is honoured at the first step boundary instead of killing the rank.
@@ -61,6 +84,12 @@ int run_train(Comm& comm, const TrainArgs& a) {
         check_launch(comm.size());
         cfg = stored.empty() ? load_config(a.config, a.sets) : load_config_text(stored, a.resume + " (stored config)", a.sets);
         if (!a.run_dir.empty()) cfg.run.dir = a.run_dir;
+        if (!a.teacher.empty()) cfg.distill.teacher = a.teacher;
+        LOCKSTEP_REQUIRE(!a.distill || !cfg.distill.teacher.empty(),
+                         "lockstep distill needs a teacher: --teacher CHECKPOINT, or distill.teacher in the config");
+        LOCKSTEP_REQUIRE(!a.cache_teacher || !cfg.distill.teacher.empty(),
+                         "--cache-teacher needs a teacher (--teacher or distill.teacher)");
+        if (a.cache_teacher && cfg.distill.cache.empty()) cfg.distill.cache = run_dir_of(cfg) + "/teacher-logits.h5";
         validate_config(cfg, comm.size());
       },
       std::cerr);
@@ -104,6 +133,15 @@ int run_train(Comm& comm, const TrainArgs& a) {
         std::cerr);
   }
 
+  // The teacher (every rank holds its weights) and, for a fresh fine-tune, the init checkpoint.
+  CheckpointData teacher, init_from;
+  if (!cfg.distill.teacher.empty()) {
+    teacher = checkpoint_named_by(comm, "distill.teacher", cfg.distill.teacher);
+    collectively(comm, [&] { check_teacher_fits(teacher, cfg.distill.teacher, cfg); }, std::cerr);
+  }
+  const bool fine_tune = !cfg.init.from.empty() && !resuming;
+  if (fine_tune) init_from = checkpoint_named_by(comm, "init.from", cfg.init.from);
+
   Datasets data;
   collectively(comm, [&] { data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed); }, std::cerr);
 
@@ -112,7 +150,25 @@ int run_train(Comm& comm, const TrainArgs& a) {
   collectively(comm, [&] { backend = make_backend(cfg, comm, &std::cout); }, std::cerr);
   if (backend->kind() == DeviceKind::cuda)
     collectively(comm, [&] { gradient_comm = make_nccl_comm(comm, *backend, &std::cout); }, std::cerr);
+  if (a.cache_teacher) {
+    // Computed once, then reused: an existing file is checked (by the trainer) rather than redone.
+    bool exists = false;
+    if (root) exists = std::filesystem::exists(cfg.distill.cache);
+    exists = comm.any_true(exists);
+    if (!exists) {
+      const auto t0 = std::chrono::steady_clock::now();
+      build_teacher_cache(comm, *backend, teacher, cfg.distill.teacher, *data.train_file, cfg.data.classes,
+                          cfg.data.eval_batch, cfg.distill.cache, std::cerr);
+      if (root)
+        std::cout << "teacher logits: " << data.train_file->size() << " samples computed on " << comm.size()
+                  << " rank(s) in " << std::fixed << std::setprecision(1)
+                  << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s into "
+                  << cfg.distill.cache << std::defaultfloat << std::endl;
+    }
+  }
   TrainerOptions opts;
+  opts.teacher = cfg.distill.teacher.empty() ? nullptr : &teacher;
+  opts.init_from = fine_tune ? &init_from : nullptr;
   opts.gradient_comm = gradient_comm.get();
   opts.log = &std::cout;
   opts.metrics_path = metrics;
@@ -157,6 +213,24 @@ int run_train(Comm& comm, const TrainArgs& a) {
               << trainer->sharder().steps_per_epoch() << " steps\n  data: " << data.train->size() << " train, "
               << (data.val ? data.val->size() : 0) << " validation, " << (data.test ? data.test->size() : 0)
               << " test samples; run directory " << dir << std::endl;
+    if (const Distiller* d = trainer->distiller())
+      std::cout << "  distilling from " << d->teacher().path << " (" << d->teacher().model << ", checksum "
+                << hex64(d->teacher().checksum) << "), T " << cfg.distill.temperature << ", alpha "
+                << cfg.distill.alpha << ", teacher logits "
+                << (d->cached() ? "from " + cfg.distill.cache : std::string("computed live")) << std::endl;
+    if (!cfg.init.from.empty() || !cfg.init.freeze.empty()) {
+      std::cout << "  ";
+      if (!cfg.init.from.empty())
+        std::cout << (resuming ? "a fine-tune of " : "initialised from ") << cfg.init.from
+                  << (cfg.init.reset_head ? " (output layer re-initialised)" : "") << "; ";
+      std::cout << trainer->optimizer().state_size() << " of " << trainer->model().num_params()
+                << " parameters train";
+      if (!cfg.init.freeze.empty()) {
+        std::cout << ", frozen layers";
+        for (int64_t l : cfg.init.freeze) std::cout << " " << l;
+      }
+      std::cout << std::endl;
+    }
     if (resuming)
       std::cout << "resuming from " << resume_path << ": epoch " << ck.trainer.epoch + 1 << ", step "
                 << ck.trainer.global_step << ", sample " << ck.trainer.step_in_epoch * ck.global_batch
@@ -185,8 +259,6 @@ int run_train(Comm& comm, const TrainArgs& a) {
   }
   return exit_code::ok;
 }
-
-}  // namespace
 
 void add_train_command(CLI::App& app, CommandTable& table) {
   auto args = std::make_shared<TrainArgs>();

@@ -28,6 +28,16 @@ struct ConfigArgs {
 };
 void add_config_options(CLI::App* cmd, ConfigArgs& a);
 
+// `lockstep train` and `lockstep distill` share one runner (cmd_train.cpp): distill is train
+// with a teacher required and the teacher options.
+struct TrainArgs : ConfigArgs {
+  std::string resume;          // "", "auto", a checkpoint file or a checkpoint directory
+  std::string teacher;         // --teacher: overrides distill.teacher
+  bool cache_teacher = false;  // --cache-teacher: compute (or reuse) the teacher-logits cache first
+  bool distill = false;        // the distill command: a teacher must be named
+};
+int run_train(Comm& comm, const TrainArgs& a);
+
 // Loads and validates the config on every rank, agreeing on failure (exit code 2 everywhere).
 Config load_config_collectively(Comm& comm, const ConfigArgs& a);
 
@@ -35,6 +45,7 @@ Config load_config_collectively(Comm& comm, const ConfigArgs& a);
 std::string model_summary(const Config& cfg, size_t params);
 
 void add_train_command(CLI::App& app, CommandTable& table);
+void add_distill_command(CLI::App& app, CommandTable& table);
 void add_info_commands(CLI::App& app, CommandTable& table);
 void add_eval_commands(CLI::App& app, CommandTable& table);
 void add_convert_command(CLI::App& app, CommandTable& table);

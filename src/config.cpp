@@ -159,8 +159,39 @@ void validate_config(const Config& c, int world_size) {
   const auto& layers = c.model.layers;
   LOCKSTEP_REQUIRE(layers.size() >= 2, "model.layers: needs at least an input and an output width, got ",
                    layers.size(), " entries");
-  LOCKSTEP_REQUIRE(layers.back() == c.data.classes, "model.layers: the last width (", layers.back(),
-                   ") must equal data.classes (", c.data.classes, ")");
+  const auto& subset = c.data.class_subset;
+  for (size_t i = 0; i < subset.size(); ++i) {
+    LOCKSTEP_REQUIRE(subset[i] < c.data.classes, "data.class_subset: class ", subset[i], " (element ", i,
+                     ") is outside [0, ", c.data.classes, ") (data.classes = ", c.data.classes, ")");
+    for (size_t j = 0; j < i; ++j)
+      LOCKSTEP_REQUIRE(subset[j] != subset[i], "data.class_subset: class ", subset[i], " is listed twice");
+  }
+  LOCKSTEP_REQUIRE(subset.empty() || subset.size() >= 2, "data.class_subset: needs at least 2 classes, got ",
+                   subset.size());
+  if (subset.empty()) {
+    LOCKSTEP_REQUIRE(layers.back() == c.data.classes, "model.layers: the last width (", layers.back(),
+                     ") must equal data.classes (", c.data.classes, ")");
+  } else {
+    LOCKSTEP_REQUIRE(layers.back() == static_cast<int64_t>(subset.size()), "model.layers: the last width (",
+                     layers.back(), ") must equal the number of classes in data.class_subset (", subset.size(), ")");
+  }
+  const auto n_layers = static_cast<int64_t>(layers.size()) - 1;
+  for (size_t i = 0; i < c.init.freeze.size(); ++i) {
+    const int64_t l = c.init.freeze[i];
+    LOCKSTEP_REQUIRE(l < n_layers, "init.freeze: layer ", l, " does not exist (model.layers has ", n_layers,
+                     " layers, 0..", n_layers - 1, ")");
+    for (size_t j = 0; j < i; ++j) LOCKSTEP_REQUIRE(c.init.freeze[j] != l, "init.freeze: layer ", l, " is listed twice");
+  }
+  LOCKSTEP_REQUIRE(static_cast<int64_t>(c.init.freeze.size()) < n_layers, "init.freeze: all ", n_layers,
+                   " layers are frozen; at least one must train");
+  LOCKSTEP_REQUIRE(!c.init.reset_head || !c.init.from.empty(),
+                   "init.reset_head: re-initialises the head of the model loaded from init.from, which is empty");
+  for (int64_t l : c.init.freeze)
+    LOCKSTEP_REQUIRE(!c.init.reset_head || l != n_layers - 1, "init.freeze: layer ", l,
+                     " is the output layer that init.reset_head re-initialises; a frozen random head cannot learn");
+  LOCKSTEP_REQUIRE(c.distill.cache.empty() || !c.distill.teacher.empty(),
+                   "distill.cache is set but distill.teacher is empty: the cache holds a teacher's logits, name the "
+                   "teacher (--teacher or distill.teacher)");
   LOCKSTEP_REQUIRE(c.train.batch_size >= world_size, "train.batch_size: the global batch (", c.train.batch_size,
                    ") is smaller than the number of ranks (", world_size, "); every rank needs a sample");
   LOCKSTEP_REQUIRE(c.train.batch_size >= c.train.grad_accum * world_size, "train.grad_accum: ", c.train.grad_accum,
@@ -179,6 +210,10 @@ void validate_config(const Config& c, int world_size) {
   LOCKSTEP_REQUIRE(c.data.test_images.empty() || !c.data.test_labels.empty() || h5::is_hdf5_file(c.data.test_images),
                    "data.test_labels is empty, but data.test_images = ", c.data.test_images,
                    " is not an HDF5 data file (an IDX image file needs its IDX label file)");
+}
+
+int model_classes(const DataConfig& d) {
+  return d.class_subset.empty() ? d.classes : static_cast<int>(d.class_subset.size());
 }
 
 std::string run_dir_of(const Config& c) { return c.run.dir.empty() ? "runs/" + c.run.name : c.run.dir; }

@@ -246,6 +246,13 @@ std::vector<KeyDef> build_table() {
                        [](Config& c) -> auto& { return c.data.normalize; }, normalize_names()));
   t.push_back(int_key("data.eval_batch", "rows per forward pass when evaluating",
                       [](Config& c) -> auto& { return c.data.eval_batch; }, 1));
+  t.push_back(int_list_key("data.class_subset",
+                           "train and test on these classes only, relabelled 0..k-1 in the order given (model.layers "
+                           "then ends in k); []: all data.classes",
+                           [](Config& c) -> auto& { return c.data.class_subset; }, 0));
+  t.push_back(int_key("data.train_limit",
+                      "keep only this many training samples (chosen by run.seed, after the validation split); 0: all",
+                      [](Config& c) -> auto& { return c.data.train_limit; }, 0));
   // [model]
   t.push_back(int_list_key("model.layers", "layer widths from input to classes, e.g. [784, 256, 128, 10]",
                            [](Config& c) -> auto& { return c.model.layers; }, 1));
@@ -326,6 +333,31 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.checkpoint.keep; }, 1));
   t.push_back(bool_key("checkpoint.at_end", "save a checkpoint when training ends",
                        [](Config& c) -> auto& { return c.checkpoint.at_end; }));
+  // [distill]
+  t.push_back(string_key("distill.teacher",
+                         "teacher checkpoint to distill from (lockstep distill --teacher); empty: plain training",
+                         [](Config& c) -> auto& { return c.distill.teacher; }));
+  t.push_back(float_key("distill.temperature", "softmax temperature T of the teacher's and student's soft targets",
+                        [](Config& c) -> auto& { return c.distill.temperature; }, 0.0, kInf, true));
+  t.push_back(float_key("distill.alpha",
+                        "weight of the soft targets: alpha T^2 KL(teacher || student) + (1 - alpha) CE(labels)",
+                        [](Config& c) -> auto& { return c.distill.alpha; }, 0.0, 1.0));
+  t.push_back(string_key("distill.cache",
+                         "HDF5 file of the teacher's logits per training sample (made by --cache-teacher); empty: "
+                         "run the teacher live",
+                         [](Config& c) -> auto& { return c.distill.cache; }));
+  // [init]
+  t.push_back(string_key("init.from",
+                         "checkpoint whose layers initialise the model (a fine-tune: fresh optimizer, schedule and "
+                         "epochs); empty: random init",
+                         [](Config& c) -> auto& { return c.init.from; }));
+  t.push_back(int_list_key("init.freeze",
+                           "layers (0 = the input layer) whose weights and biases do not train: no gradient, no "
+                           "allreduce, no optimizer state",
+                           [](Config& c) -> auto& { return c.init.freeze; }, 0));
+  t.push_back(bool_key("init.reset_head",
+                       "re-initialise the output layer instead of loading it from init.from (e.g. a new class count)",
+                       [](Config& c) -> auto& { return c.init.reset_head; }));
   return t;
 }
 

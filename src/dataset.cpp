@@ -43,6 +43,41 @@ void SubsetData::gather(const int64_t* rows, int64_t n, float* X, int32_t* y) co
   base_->gather(mapped_.data(), n, X, y);
 }
 
+void SubsetData::file_rows(const int64_t* rows, int64_t n, int64_t* out) const {
+  for (int64_t i = 0; i < n; ++i) out[i] = rows_[static_cast<size_t>(rows[i])];
+  base_->file_rows(out, n, out);
+}
+
+RelabeledData::RelabeledData(std::shared_ptr<const DataSource> base, std::vector<int32_t> label_map, int classes)
+    : base_(std::move(base)), map_(std::move(label_map)), classes_(classes) {}
+
+void RelabeledData::gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const {
+  base_->gather(rows, n, X, y);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t l = y[i];
+    LOCKSTEP_CHECK(l >= 0 && static_cast<size_t>(l) < map_.size() && map_[static_cast<size_t>(l)] >= 0,
+                   base_->name(), ": label ", l, " of a row outside the class subset");
+    y[i] = map_[static_cast<size_t>(l)];
+  }
+}
+
+std::vector<int32_t> labels_of(const DataSource& d) {
+  if (const auto* m = dynamic_cast<const MemoryData*>(&d)) return m->labels();
+  if (const auto* h = dynamic_cast<const H5Data*>(&d)) return h->labels();
+  // Any other source: gather it in blocks (features read and dropped).
+  constexpr int64_t kBlock = 1024;
+  std::vector<int32_t> out(static_cast<size_t>(d.size()));
+  std::vector<int64_t> rows(kBlock);
+  std::vector<float> x(static_cast<size_t>(kBlock * d.dim()));
+  d.reserve(kBlock);
+  for (int64_t b = 0; b < d.size(); b += kBlock) {
+    const int64_t n = std::min(kBlock, d.size() - b);
+    for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(i)] = b + i;
+    d.gather(rows.data(), n, x.data(), out.data() + b);
+  }
+  return out;
+}
+
 std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes) {
   const IdxArray img = read_idx(images);
   const IdxArray lab = read_idx(labels);
@@ -118,6 +153,30 @@ std::shared_ptr<DataSource> open_source(const std::string& images_key, const std
   return d;
 }
 
+// data.class_subset as a map from file label to model label (-1: not kept); empty: no subset.
+std::vector<int32_t> class_label_map(const DataConfig& cfg) {
+  std::vector<int32_t> map;
+  if (cfg.class_subset.empty()) return map;
+  map.assign(static_cast<size_t>(cfg.classes), -1);
+  for (size_t i = 0; i < cfg.class_subset.size(); ++i) map[static_cast<size_t>(cfg.class_subset[i])] = static_cast<int32_t>(i);
+  return map;
+}
+
+// Rows (ascending) of d whose label the map keeps.
+std::vector<int64_t> rows_in_subset(const DataSource& d, const std::vector<int32_t>& map) {
+  const std::vector<int32_t> labels = labels_of(d);
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (map[static_cast<size_t>(labels[i])] >= 0) rows.push_back(static_cast<int64_t>(i));
+  return rows;
+}
+
+std::string subset_text(const DataConfig& cfg) {
+  std::string s = "[";
+  for (size_t i = 0; i < cfg.class_subset.size(); ++i) s += (i ? ", " : "") + std::to_string(cfg.class_subset[i]);
+  return s + "]";
+}
+
 }  // namespace
 
 Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, ScanShare share) {
@@ -127,7 +186,33 @@ Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, 
   if (!cfg.test_images.empty())
     test = open_source("data.test_images", cfg.test_images, "data.test_labels", cfg.test_labels, cfg.classes,
                        input_dim);
-  SplitRows split = holdout_split(full->size(), cfg.val_size, seed);
+  // The rows in play: all, or those of data.class_subset's classes (the split and the limit below
+  // draw from them; `pool` maps their positions back to file rows, ascending).
+  const std::vector<int32_t> label_map = class_label_map(cfg);
+  std::vector<int64_t> pool;
+  if (!label_map.empty()) {
+    pool = rows_in_subset(*full, label_map);
+    LOCKSTEP_REQUIRE(!pool.empty(), full->name(), ": no training sample has a class of data.class_subset = ",
+                     subset_text(cfg));
+  }
+  SplitRows split = holdout_split(pool.empty() ? full->size() : static_cast<int64_t>(pool.size()), cfg.val_size, seed);
+  if (!pool.empty()) {
+    for (auto* rows : {&split.train, &split.val})
+      for (int64_t& r : *rows) r = pool[static_cast<size_t>(r)];
+  }
+  if (cfg.train_limit > 0) {
+    const auto have = static_cast<int64_t>(split.train.size());
+    LOCKSTEP_REQUIRE(cfg.train_limit <= have, "data.train_limit: asks for ", cfg.train_limit, " training samples but ",
+                     have, " remain after the validation split", label_map.empty() ? "" : " and data.class_subset");
+    // A random train_limit of them, chosen by the seed (its own stream index: the split used 0).
+    std::vector<int64_t> perm;
+    Rng rng(seed, Stream::split, 1);
+    random_permutation(rng, have, perm);
+    std::vector<int64_t> kept(static_cast<size_t>(cfg.train_limit));
+    for (size_t i = 0; i < kept.size(); ++i) kept[i] = split.train[static_cast<size_t>(perm[i])];
+    std::sort(kept.begin(), kept.end());
+    split.train = std::move(kept);
+  }
   const bool standardize = cfg.normalize == Normalize::standardize;
 
   // HDF5 features are not in memory: a streaming pass rejects NaN/inf rows (this process's share
@@ -167,13 +252,28 @@ Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, 
       }
     }
   }
-  if (split.val.empty()) {
+  const bool whole = static_cast<int64_t>(split.train.size()) == full->size();  // sorted, so every row in order
+  if (whole) {
     out.train = full;
   } else {
     out.train = std::make_shared<SubsetData>(full, std::move(split.train), full->name() + " (training part)");
-    out.val = std::make_shared<SubsetData>(full, std::move(split.val), full->name() + " (validation part)");
   }
+  if (!split.val.empty())
+    out.val = std::make_shared<SubsetData>(full, std::move(split.val), full->name() + " (validation part)");
   out.test = test;
+  if (!label_map.empty()) {
+    const int k = static_cast<int>(cfg.class_subset.size());
+    out.train = std::make_shared<RelabeledData>(out.train, label_map, k);
+    if (out.val) out.val = std::make_shared<RelabeledData>(out.val, label_map, k);
+    if (test) {
+      std::vector<int64_t> rows = rows_in_subset(*test, label_map);
+      LOCKSTEP_REQUIRE(!rows.empty(), test->name(), ": no test sample has a class of data.class_subset = ",
+                       subset_text(cfg));
+      out.test = std::make_shared<RelabeledData>(
+          std::make_shared<SubsetData>(test, std::move(rows), test->name() + " (class subset)"), label_map, k);
+    }
+  }
+  out.train_file = full;
   return out;
 }
 

@@ -79,6 +79,7 @@ Workspace::Workspace(const Mlp& model, int64_t max_rows) : max_rows_(max_rows) {
   dy_[0] = Buffer<float>(be, rows * hidden);
   dy_[1] = Buffer<float>(be, rows * hidden);
   dlogits_ = Buffer<float>(be, rows * static_cast<size_t>(model.output_dim()));
+  frozen_dbias_ = Buffer<float>(be, hidden);
 }
 
 const float* forward(const Mlp& model, Workspace& ws, const float* X, int64_t n) {
@@ -100,23 +101,32 @@ const float* forward(const Mlp& model, Workspace& ws, const float* X, int64_t n)
   return ws.z_.back().data();
 }
 
-void backward(Mlp& model, Workspace& ws, const float* X, int64_t n, bool accumulate) {
+void backward(Mlp& model, Workspace& ws, const float* X, int64_t n, bool accumulate, const std::vector<bool>& frozen) {
   Backend& be = model.backend();
   const auto& layers = model.layers();
+  LOCKSTEP_CHECK(frozen.empty() || frozen.size() == layers.size(), "frozen flags for ", frozen.size(), " of ",
+                 layers.size(), " layers");
+  auto is_frozen = [&](size_t l) { return !frozen.empty() && frozen[l]; };
+  size_t lowest = 0;  // the lowest layer that trains: backward ends there
+  while (lowest < layers.size() && is_frozen(lowest)) ++lowest;
+  LOCKSTEP_CHECK(lowest < layers.size(), "every layer is frozen");
   const int m = static_cast<int>(n);
   const float beta = accumulate ? 1.0f : 0.0f;
   float* dy = ws.dlogits_.data();  // dL/dy of the current layer, becomes dL/dz in place
   int ping = 0;
-  for (size_t l = layers.size(); l-- > 0;) {
+  for (size_t l = layers.size(); l-- > lowest;) {
     const LayerShape& s = layers[l];
     const int o = static_cast<int>(s.out), k = static_cast<int>(s.in);
     const float* z = ws.z_[l].data();
     const float* y = (l + 1 == layers.size()) ? z : ws.y_[l].data();
-    be.bias_act_backward(s.act, m, o, z, y, dy, model.grads() + s.b_offset, accumulate);
+    // A frozen layer above a trainable one still passes dL/dz down; its bias sums go to scratch.
+    const bool train = !is_frozen(l);
+    be.bias_act_backward(s.act, m, o, z, y, dy, train ? model.grads() + s.b_offset : ws.frozen_dbias_.data(),
+                         train && accumulate);
     const float* below = l == 0 ? X : ws.y_[l - 1].data();
     // dW (out, in) = dz^T (out, n) * below (n, in)
-    be.gemm(Trans::yes, Trans::no, o, k, m, 1.0f, dy, o, below, k, beta, model.grads() + s.w_offset, k);
-    if (l == 0) break;
+    if (train) be.gemm(Trans::yes, Trans::no, o, k, m, 1.0f, dy, o, below, k, beta, model.grads() + s.w_offset, k);
+    if (l == lowest) break;
     // dL/dy of the layer below (n, in) = dz (n, out) * W (out, in)
     float* next = ws.dy_[ping].data();
     ping ^= 1;

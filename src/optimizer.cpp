@@ -8,10 +8,17 @@
 namespace lockstep {
 
 Optimizer::Optimizer(Backend& backend, const OptimizerConfig& cfg, size_t n_params)
-    : backend_(&backend), cfg_(cfg), n_(n_params) {
+    : Optimizer(backend, cfg, std::vector<ParamRange>{{0, n_params}}) {}
+
+Optimizer::Optimizer(Backend& backend, const OptimizerConfig& cfg, std::vector<ParamRange> ranges)
+    : backend_(&backend), cfg_(cfg), ranges_(std::move(ranges)), n_(0) {
+  for (const ParamRange& r : ranges_) {
+    LOCKSTEP_CHECK(r.begin <= r.end, "parameter range [", r.begin, ", ", r.end, ")");
+    n_ += r.size();
+  }
   for (int i = 0; i < state_count(); ++i) {
-    state_[i] = Buffer<float>(backend, n_params);
-    backend.fill(state_[i].data(), n_params, 0.0f);
+    state_[i] = Buffer<float>(backend, n_);
+    backend.fill(state_[i].data(), n_, 0.0f);
   }
 }
 
@@ -44,12 +51,20 @@ OptimStep Optimizer::make_step(double lr, double grad_scale) const {
 
 StepStats Optimizer::measure(const float* grads, int64_t batch_samples) const {
   LOCKSTEP_CHECK(batch_samples > 0, "optimizer step over an empty batch");
-  return clip_stats(backend_->sum_squares(grads, n_), batch_samples, cfg_.clip_norm);
+  double sum_sq = 0.0;
+  for (const ParamRange& r : ranges_) sum_sq += backend_->sum_squares(grads + r.begin, r.size());
+  return clip_stats(sum_sq, batch_samples, cfg_.clip_norm);
 }
 
 void Optimizer::apply(float* params, const float* grads, double lr, int64_t batch_samples, const StepStats& st) {
   const OptimStep s = make_step(lr, st.clip_coef / static_cast<double>(batch_samples));
-  backend_->optimizer_step(cfg_.name, s, params, grads, state_[0].data(), state_[1].data(), n_);
+  size_t packed = 0;  // where the range's state starts in the state buffers
+  for (const ParamRange& r : ranges_) {
+    float* s0 = state_[0].data() ? state_[0].data() + packed : nullptr;
+    float* s1 = state_[1].data() ? state_[1].data() + packed : nullptr;
+    backend_->optimizer_step(cfg_.name, s, params + r.begin, grads + r.begin, s0, s1, r.size());
+    packed += r.size();
+  }
   ++steps_;
 }
 

@@ -4,6 +4,7 @@
 // scheduled learning rate.
 #include "lockstep/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -13,11 +14,13 @@
 #include "lockstep/checkpoint.hpp"
 #include "lockstep/checkpointer.hpp"
 #include "lockstep/checksum.hpp"
+#include "lockstep/distill.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/progress.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/schedule.hpp"
 #include "lockstep/signals.hpp"
+#include "lockstep/transfer.hpp"
 #include "lockstep/version.hpp"
 
 namespace lockstep {
@@ -52,9 +55,20 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
                    data_.train->dim(), " features but model.layers[0] is ", model_->input_dim());
   // Rank 0's initial weights are the weights (invariant 2), whatever the other ranks computed.
   std::vector<float> init = initial_params(*model_, cfg_.run.seed, cfg_.model.init);
+  if (opts_.init_from) {  // a fine-tune: the checkpoint's layers, fresh optimizer, schedule and epochs
+    const CheckpointData& src = *opts_.init_from;
+    load_init_layers(*model_, InitSource{cfg_.init.from, src.layers, src.activation, &src.params},
+                     cfg_.init.reset_head, init);
+    notes_[kInitFromNote] = cfg_.init.from;
+    notes_[kInitFromChecksumNote] = hex64(fnv1a64(src.params.data(), src.params.size() * sizeof(float)));
+  }
   comm.broadcast(init.data(), init.size() * sizeof(float), 0);
   model_->set_params(init);
-  optimizer_ = std::make_unique<Optimizer>(backend, cfg_.optimizer, model_->num_params());
+  // Frozen layers are outside the ranges that backward fills, the allreduce sums and the
+  // optimizer keeps state for and updates.
+  frozen_ = frozen_flags(model_->layers().size(), cfg_.init.freeze);
+  trainable_ = trainable_ranges(model_->layers(), frozen_);
+  optimizer_ = std::make_unique<Optimizer>(backend, cfg_.optimizer, trainable_);
   sharder_ = std::make_unique<Sharder>(n, cfg_.train.batch_size, cfg_.train.drop_last, cfg_.run.seed);
   evaluator_ = std::make_unique<Evaluator>(*model_, cfg_.data.eval_batch);
   if (!opts_.stop_requested) opts_.stop_requested = stop_signal_received;
@@ -64,6 +78,15 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   stager_ = std::make_unique<BatchStager>(backend, max_local_rows_, model_->input_dim());
   order_.reserve(static_cast<size_t>(n));
   data_.train->reserve(max_local_rows_);
+  if (!cfg_.distill.teacher.empty()) {
+    LOCKSTEP_CHECK(opts_.teacher, "distill.teacher is set but the trainer was given no teacher checkpoint");
+    distiller_ = std::make_unique<Distiller>(backend, cfg_, *opts_.teacher, *data_.train, data_.train_file.get(),
+                                             max_local_rows_);
+    const TeacherInfo& t = distiller_->teacher();
+    notes_[kTeacherNote] = t.path;
+    notes_[kTeacherChecksumNote] = hex64(t.checksum);
+    notes_[kTeacherModelNote] = t.model;
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -114,17 +137,20 @@ bool Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochReco
     const Range mb = micro_range(slice, j);
     if (mb.size() == 0) continue;
     const auto td = Clock::now();
-    const StagedBatch in = stager_->acquire(*data_.train, BatchKey{state_.epoch, b, j},
-                                            order.data() + slice.begin + mb.begin, mb.size());
+    const int64_t* rows = order.data() + slice.begin + mb.begin;
+    const StagedBatch in = stager_->acquire(*data_.train, BatchKey{state_.epoch, b, j}, rows, mb.size());
     ++acc.staged_batches;
     if (stager_->last_was_prefetched()) ++acc.prefetched_batches;
     const auto tf = Clock::now();
     const float* logits = forward(*model_, *ws_, in.x, mb.size());
-    const LossSums s = be.softmax_xent(static_cast<int>(mb.size()), classes, logits, in.y, ws_->dlogits());
+    // The teacher's forward pass (or its cached logits) counts as forward time.
+    const LossSums s =
+        distiller_ ? distiller_->loss(rows, in.x, mb.size(), logits, in.y, ws_->dlogits())
+                   : be.softmax_xent(static_cast<int>(mb.size()), classes, logits, in.y, ws_->dlogits());
     const auto tb = Clock::now();
     loss += s.loss;
     correct += s.correct;
-    backward(*model_, *ws_, in.x, mb.size(), have_grads);
+    backward(*model_, *ws_, in.x, mb.size(), have_grads, frozen_);
     have_grads = true;
     // While a device backend still runs the backward pass, gather the next micro-batch.
     const auto tp = Clock::now();
@@ -137,11 +163,12 @@ bool Trainer::train_step(int64_t b, const std::vector<int64_t>& order, EpochReco
     backward_s += seconds_between(tb, tp) + seconds_between(tq, te);
   }
   // A rank with an empty slice still takes part in the allreduce, with zeros (invariant 1).
-  if (!have_grads) be.fill(model_->grads(), model_->num_params(), 0.0f);
+  if (!have_grads)
+    for (const ParamRange& r : trainable_) be.fill(model_->grads() + r.begin, r.size(), 0.0f);
   const auto t1 = Clock::now();
 
   Comm& grad_comm = opts_.gradient_comm ? *opts_.gradient_comm : *comm_;
-  grad_comm.allreduce_sum(model_->grads(), model_->num_params());
+  for (const ParamRange& r : trainable_) grad_comm.allreduce_sum(model_->grads() + r.begin, r.size());
   // The stop request and a local non-finite loss ride along with the loss sums: agreeing on
   // them costs no extra collective. (The gradient norm below comes from the allreduced buffer,
   // identical on every rank, so a NaN gradient anywhere is seen everywhere.)
@@ -255,11 +282,14 @@ CheckpointData Trainer::snapshot() const {
   ck.world_size = comm_->size();
   ck.global_batch = cfg_.train.batch_size;
   ck.config_toml = config_to_toml(cfg_);
+  ck.notes = notes_;
   ck.layers = cfg_.model.layers;
   ck.activation = cfg_.model.activation;
   ck.params = model_->get_params();
   ck.optimizer = cfg_.optimizer;
   ck.optimizer_step = optimizer_->step_count();
+  ck.frozen_layers = cfg_.init.freeze;
+  std::sort(ck.frozen_layers.begin(), ck.frozen_layers.end());
   for (int i = 0; i < optimizer_->state_count(); ++i) ck.optimizer_state.push_back(optimizer_->get_state(i));
   ck.trainer = state_;
   ck.seed = cfg_.run.seed;
@@ -274,6 +304,17 @@ void Trainer::restore(const CheckpointData& ck) {
   LOCKSTEP_CHECK(ck.params.size() == model_->num_params(), "checkpoint has ", ck.params.size(),
                  " parameters, the model ", model_->num_params());
   LOCKSTEP_CHECK(ck.global_batch == cfg_.train.batch_size, "checkpoint global batch differs");
+  // The teacher is outside the checkpoint (invariant 5 holds by identity): a resumed distillation
+  // must see the very teacher it started with.
+  if (distiller_) {
+    const auto saved = ck.notes.find(kTeacherChecksumNote);
+    const std::string now = hex64(distiller_->teacher().checksum);
+    LOCKSTEP_REQUIRE(saved != ck.notes.end() && saved->second == now, "cannot resume: the checkpoint was ",
+                     saved == ck.notes.end() ? std::string("not distilled from a teacher")
+                                             : "distilled from a teacher with checksum " + saved->second,
+                     ", but distill.teacher = ", cfg_.distill.teacher, " has checksum ", now);
+  }
+  for (const auto& [k, v] : ck.notes) notes_.try_emplace(k, v);  // e.g. init_from, kept across resumes
   model_->set_params(ck.params);
   optimizer_->set_step_count(ck.optimizer_step);
   LOCKSTEP_CHECK(static_cast<int>(ck.optimizer_state.size()) == optimizer_->state_count(), "optimizer state count");

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "kernels/activation.hpp"
+#include "kernels/distill_loss.hpp"
 #include "kernels/optimizer_update.hpp"
 
 namespace lockstep {
@@ -64,6 +65,12 @@ class Backend {
   // dlogits may be null (evaluation). Returns the sums over rows.
   virtual LossSums softmax_xent(int rows, int cols, const float* logits, const int32_t* labels,
                                 float* dlogits) = 0;
+
+  // Per row (kernels/distill_loss.hpp): loss = alpha T^2 KL(softmax(teacher/T) || softmax(student/T))
+  // + (1 - alpha) CE(student, label), dlogits its gradient (not divided by rows); the correct count
+  // is the student's. teacher is (rows, cols) like student. Returns the sums over rows.
+  virtual LossSums distill_xent(int rows, int cols, const float* student, const float* teacher,
+                                const int32_t* labels, const DistillCoef& coef, float* dlogits) = 0;
 
   // Sum of squares of x (n), accumulated in double.
   virtual double sum_squares(const float* x, size_t n) = 0;

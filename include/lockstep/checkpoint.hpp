@@ -15,13 +15,22 @@ namespace lockstep {
 
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
+// Provenance keys (CheckpointData::notes, the /provenance group): the teacher a student was
+// distilled from, and the checkpoint a fine-tune was initialised from.
+inline constexpr const char* kTeacherNote = "distill_teacher";                  // its path
+inline constexpr const char* kTeacherChecksumNote = "distill_teacher_checksum";  // of its parameters
+inline constexpr const char* kTeacherModelNote = "distill_teacher_model";        // "784-1024-10 relu"
+inline constexpr const char* kInitFromNote = "init_from";
+inline constexpr const char* kInitFromChecksumNote = "init_from_checksum";
+
 struct CheckpointData {
   // Provenance.
   int64_t format_version = kCheckpointFormatVersion;
   std::string lockstep_version, created;
   int64_t world_size = 1, global_batch = 0;
   std::string config_toml;                        // the resolved config of the run that saved it
-  std::map<std::string, std::string> notes;       // free-form provenance (e.g. a distillation teacher)
+  std::map<std::string, std::string> notes;       // provenance: a distillation teacher, an init.from
+                                                  // checkpoint (docs/checkpoint-format.md)
   // Model.
   std::vector<int64_t> layers;
   Activation activation = Activation::relu;
@@ -29,7 +38,9 @@ struct CheckpointData {
   // Optimizer.
   OptimizerConfig optimizer;
   int64_t optimizer_step = 0;
-  std::vector<std::vector<float>> optimizer_state;  // optimizer_state_count buffers, layout of params
+  std::vector<std::vector<float>> optimizer_state;  // optimizer_state_count buffers: the trainable
+                                                    // layers of params, back to back
+  std::vector<int64_t> frozen_layers;             // init.freeze (sorted): layers without optimizer state
   // Trainer.
   TrainerState trainer;
   uint64_t seed = 0;

@@ -39,6 +39,9 @@ struct DataConfig {
   int64_t val_size = 5000;
   Normalize normalize = Normalize::scale;
   int64_t eval_batch = 1000;
+  // Train and test on these classes only, relabelled 0..k-1 in this order; empty: all classes.
+  std::vector<int64_t> class_subset;
+  int64_t train_limit = 0;         // training samples kept (chosen by run.seed) after the split; 0: all
 };
 
 struct ModelConfig {
@@ -94,6 +97,22 @@ struct CheckpointConfig {
   bool at_end = true;              // save when training ends
 };
 
+// Knowledge distillation (docs/distillation.md): the student trains on
+// alpha T^2 KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) CE(student, labels).
+struct DistillConfig {
+  std::string teacher;             // teacher checkpoint; empty: no distillation
+  double temperature = 4.0;        // T
+  double alpha = 0.9;              // weight of the teacher's soft targets
+  std::string cache;               // teacher-logits HDF5 file; empty: run the teacher live
+};
+
+// Transfer learning: initialise from another run's checkpoint, optionally freezing layers.
+struct InitConfig {
+  std::string from;                // checkpoint whose layers initialise the model; empty: random init
+  std::vector<int64_t> freeze;     // layer indices (0 = input layer) whose weights do not train
+  bool reset_head = false;         // re-initialise the output layer instead of loading it
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -103,7 +122,12 @@ struct Config {
   ScheduleConfig schedule;
   EarlyStopConfig early_stopping;
   CheckpointConfig checkpoint;
+  DistillConfig distill;
+  InitConfig init;
 };
+
+// The classes the model predicts: the size of data.class_subset when it is set, else data.classes.
+int model_classes(const DataConfig& d);
 
 // Documentation of one key, for help output.
 struct KeyDoc {

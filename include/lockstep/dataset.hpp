@@ -1,7 +1,8 @@
 // Labelled data as random-access rows. A DataSource copies any set of rows into a caller's
 // buffers (so the step loop never allocates); MemoryData holds a whole dataset, SubsetData is a
-// view on some rows of another source (the train/validation split). load_datasets reads the
-// configured files, validates them against the model and splits off the validation set.
+// view on some rows of another source (the train/validation split), RelabeledData renumbers the
+// labels of a class subset. load_datasets reads the configured files, validates them against the
+// model, keeps the configured classes and splits off the validation set.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,12 @@ class DataSource {
   virtual void gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const = 0;
   // Prepares scratch for gathers of up to max_rows rows, so gather itself never allocates.
   virtual void reserve(int64_t max_rows) const { (void)max_rows; }
+  // out[i] = the row of the underlying data file that row rows[i] of this source is (out may
+  // equal rows). A source that is a whole file is the identity. (The teacher-logits cache is
+  // keyed by file row, so it serves any split, subset or seed of the same file.)
+  virtual void file_rows(const int64_t* rows, int64_t n, int64_t* out) const {
+    for (int64_t i = 0; i < n; ++i) out[i] = rows[i];
+  }
 };
 
 class MemoryData final : public DataSource {
@@ -54,6 +61,7 @@ class SubsetData final : public DataSource {
   std::string name() const override { return name_; }
   void gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const override;
   void reserve(int64_t max_rows) const override;
+  void file_rows(const int64_t* rows, int64_t n, int64_t* out) const override;
 
  private:
   std::shared_ptr<const DataSource> base_;
@@ -61,6 +69,28 @@ class SubsetData final : public DataSource {
   std::string name_;
   mutable std::vector<int64_t> mapped_;  // scratch sized once, reused by gather
 };
+
+// Another source whose labels are renumbered: label l becomes label_map[l] (data.class_subset;
+// every row of the base must map to a label >= 0).
+class RelabeledData final : public DataSource {
+ public:
+  RelabeledData(std::shared_ptr<const DataSource> base, std::vector<int32_t> label_map, int classes);
+  int64_t size() const override { return base_->size(); }
+  int64_t dim() const override { return base_->dim(); }
+  int classes() const override { return classes_; }
+  std::string name() const override { return base_->name(); }
+  void gather(const int64_t* rows, int64_t n, float* X, int32_t* y) const override;
+  void reserve(int64_t max_rows) const override { base_->reserve(max_rows); }
+  void file_rows(const int64_t* rows, int64_t n, int64_t* out) const override { base_->file_rows(rows, n, out); }
+
+ private:
+  std::shared_ptr<const DataSource> base_;
+  std::vector<int32_t> map_;
+  int classes_;
+};
+
+// Every label of a source, in row order (read without the features where the source keeps them).
+std::vector<int32_t> labels_of(const DataSource& d);
 
 // Reads an IDX image file and label file into memory, pixels scaled to [0, 1].
 // Checks that the counts agree and every label lies in [0, classes), naming the file and row.
@@ -75,6 +105,9 @@ SplitRows holdout_split(int64_t n, int64_t val_size, uint64_t seed);
 struct Datasets {
   std::shared_ptr<const DataSource> train, val, test;  // val and test may be null
   double mean = 0.0, stddev = 1.0;                       // normalisation applied to all three
+  // The whole training file (every row, labels as in the file), normalised like the others;
+  // train and val are views on it. Null when train is not drawn from a file (tests).
+  std::shared_ptr<const DataSource> train_file;
 };
 
 // The part of an HDF5 file's feature rows that this process checks for NaN/inf while loading:

@@ -60,18 +60,22 @@ class Workspace {
 
  private:
   friend const float* forward(const Mlp&, Workspace&, const float*, int64_t);
-  friend void backward(Mlp&, Workspace&, const float*, int64_t, bool);
+  friend void backward(Mlp&, Workspace&, const float*, int64_t, bool, const std::vector<bool>&);
   int64_t max_rows_;
   std::vector<Buffer<float>> z_, y_;  // per layer (rows, out); the last layer has no y
   Buffer<float> dy_[2];               // ping-pong dL/dy of hidden layers
   Buffer<float> dlogits_;
+  Buffer<float> frozen_dbias_;        // (max width) the unused bias sums of frozen layers
 };
 
 // X (n, in) -> logits (n, classes), returned pointer into the workspace. n <= ws.max_rows().
 const float* forward(const Mlp& model, Workspace& ws, const float* X, int64_t n);
 
 // Given ws.dlogits() = dL/dlogits for the n rows of the last forward, computes the gradients:
-// added to model.grads() when accumulate, stored otherwise.
-void backward(Mlp& model, Workspace& ws, const float* X, int64_t n, bool accumulate);
+// added to model.grads() when accumulate, stored otherwise. Layers marked in `frozen` (one flag
+// per layer; empty: none) get no gradient: their weight GEMM is skipped, their part of
+// model.grads() is left as it was, and nothing propagates below the lowest layer that trains.
+void backward(Mlp& model, Workspace& ws, const float* X, int64_t n, bool accumulate,
+              const std::vector<bool>& frozen = {});
 
 }  // namespace lockstep

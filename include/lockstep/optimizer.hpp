@@ -11,14 +11,24 @@
 
 namespace lockstep {
 
+// A contiguous run [begin, end) of the flat parameter buffer.
+struct ParamRange {
+  size_t begin = 0, end = 0;
+  size_t size() const { return end - begin; }
+};
+
 struct StepStats {
   double grad_norm = 0.0;   // L2 norm of the averaged gradient, before clipping
   double clip_coef = 1.0;   // factor applied (1 when not clipped)
 };
 
+// The optimizer updates only its ranges of the parameters (the trainable layers; frozen ones are
+// left alone): its state buffers hold those ranges back to back, the gradient norm covers only
+// them, and one fused pass runs per range.
 class Optimizer {
  public:
-  Optimizer(Backend& backend, const OptimizerConfig& cfg, size_t n_params);
+  Optimizer(Backend& backend, const OptimizerConfig& cfg, size_t n_params);  // every parameter
+  Optimizer(Backend& backend, const OptimizerConfig& cfg, std::vector<ParamRange> ranges);
 
   // Updates params[0..n) from grads (sums over batch_samples samples) at learning rate lr:
   // measure() then apply().
@@ -37,13 +47,16 @@ class Optimizer {
   int64_t step_count() const { return steps_; }
   void set_step_count(int64_t s) { steps_ = s; }
   int state_count() const { return optimizer_state_count(cfg_.name); }
-  // State buffer i (0 <= i < state_count()) on the host, and back.
+  const std::vector<ParamRange>& ranges() const { return ranges_; }
+  size_t state_size() const { return n_; }  // parameters it updates: the sum of the ranges' sizes
+  // State buffer i (0 <= i < state_count()) on the host (state_size() values), and back.
   std::vector<float> get_state(int i) const;
   void set_state(int i, const std::vector<float>& host);
 
  private:
   Backend* backend_;
   OptimizerConfig cfg_;
+  std::vector<ParamRange> ranges_;
   size_t n_;
   Buffer<float> state_[2];
   int64_t steps_ = 0;

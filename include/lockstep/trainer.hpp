@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,7 @@ struct TrainResult {
 };
 
 class Checkpointer;
+class Distiller;
 struct CheckpointData;
 
 // The replica-drift message for the weight checksums of every rank (index = rank): "" when all
@@ -89,6 +91,11 @@ struct TrainerOptions {
   // Polled on every rank at each step boundary; if it returns true on ANY rank, all ranks save a
   // checkpoint and stop (TrainResult::preempted). Default: a stop signal arrived (signals.hpp).
   std::function<bool()> stop_requested;
+  // The checkpoint cfg.distill.teacher names, on every rank (required when that key is set).
+  const CheckpointData* teacher = nullptr;
+  // The checkpoint cfg.init.from names, on every rank: its layers initialise the model. Null when
+  // resuming, where the weights come from the resumed checkpoint instead.
+  const CheckpointData* init_from = nullptr;
 };
 
 class Trainer {
@@ -101,6 +108,8 @@ class Trainer {
 
   Mlp& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
+  const Distiller* distiller() const { return distiller_.get(); }  // null: plain cross-entropy
+  const std::vector<bool>& frozen() const { return frozen_; }       // per layer (init.freeze)
   TrainerState& state() { return state_; }
   const Sharder& sharder() const { return *sharder_; }
   int64_t total_steps() const;
@@ -136,6 +145,10 @@ class Trainer {
   std::unique_ptr<Sharder> sharder_;
   std::unique_ptr<Evaluator> evaluator_;
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<Distiller> distiller_;
+  std::vector<bool> frozen_;               // per layer
+  std::vector<ParamRange> trainable_;      // what backward fills, the allreduce sums and the optimizer updates
+  std::map<std::string, std::string> notes_;  // provenance written into every checkpoint
   EarlyStopping early_;
   TrainerState state_;
   // Step buffers, sized once.

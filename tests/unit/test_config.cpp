@@ -89,7 +89,9 @@ const std::vector<std::string> kAllKeys{
     "optimizer.weight_decay", "optimizer.clip_norm", "schedule.kind", "schedule.warmup_steps", "schedule.step_size",
     "schedule.gamma", "schedule.decay_steps", "schedule.min_lr", "early_stopping.enabled", "early_stopping.metric",
     "early_stopping.patience", "early_stopping.min_delta", "checkpoint.dir", "checkpoint.every_epochs",
-    "checkpoint.every_steps", "checkpoint.keep", "checkpoint.at_end"};
+    "checkpoint.every_steps", "checkpoint.keep", "checkpoint.at_end", "data.class_subset", "data.train_limit",
+    "distill.teacher", "distill.temperature", "distill.alpha", "distill.cache", "init.from", "init.freeze",
+    "init.reset_head"};
 
 void expect_every_key(const Config& c) {
   EXPECT_EQ(c.run.name, "exp-7");
