@@ -9,9 +9,12 @@
 # SIGTERM, waits again, then SIGKILL, and exits 1; tests/robustness/README.md has the figures.)
 source "$(dirname "$0")/lib.sh"
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
-common=(--config "$cfg" --set train.epochs=2 --set train.max_steps=600 --set 'model.layers=[784, 256, 10]'
-        --set train.progress=false --set checkpoint.every_epochs=0 --set data.val_size=0
-        --set data.test_images= --set data.test_labels=)
+# 3 epochs of 938 steps: the signal, sent once the step-100 checkpoint exists, lands long before
+# the end whatever the machine's speed (both scale with it).
+common=(--config "$cfg" --set train.epochs=3 --set train.batch_size=64 --set 'model.layers=[784, 256, 10]'
+        --set train.progress=false --set checkpoint.every_epochs=0 --set checkpoint.every_steps=100
+        --set data.val_size=0 --set data.test_images= --set data.test_labels=)
+total=$((3 * 938))
 [ "$OPEN_MPI" = 1 ] || { echo "skipped: rank pids are found through Open MPI's environment"; exit 0; }
 
 run 2 300 train "${common[@]}" --run-dir "$WORK/whole"
@@ -24,9 +27,9 @@ for how in all-ranks rank-1; do
   # shellcheck disable=SC2086
   "$MPIEXEC" -np 2 $MPIEXEC_FLAGS "$LOCKSTEP" train "${common[@]}" --run-dir "$dir" >"$WORK/cut.out" 2>&1 &
   job=$!
-  # Signal once the step loop runs: the header line is printed just before it starts.
-  for _ in $(seq 1 1200); do grep -q "run directory" "$WORK/cut.out" 2>/dev/null && break; sleep 0.1; done
-  sleep 0.5
+  # Signal once the step loop runs: the step-100 checkpoint has been renamed into place.
+  for _ in $(seq 1 1200); do [ -f "$dir/checkpoints/step-000000100.h5" ] && break; sleep 0.05; done
+  [ -f "$dir/checkpoints/step-000000100.h5" ] || fail "$how: no step-100 checkpoint after 60 s: $(cat "$WORK/cut.out")"
   mapfile -t pids < <(rank_pids "$job")
   [ "${#pids[@]}" -eq 2 ] || fail "expected 2 rank processes, found ${#pids[@]}: $(cat "$WORK/cut.out")"
   case "$how" in
@@ -40,7 +43,7 @@ for how in all-ranks rank-1; do
   [ "$rc" -eq 75 ] || fail "$how: expected exit code 75 after SIGTERM, got $rc: $out"
   grep -q "stopped on request (signal 15)" <<<"$out" || fail "$how: no stop message: $out"
   step=$(grep -o "at step [0-9]*" <<<"$out" | grep -o "[0-9]*")
-  [ "$step" -lt 600 ] || fail "$how: the signal arrived after training ended (step $step); make the run longer"
+  [ "$step" -lt "$total" ] || fail "$how: the signal arrived after training ended (step $step); make the run longer"
   [ "$(cat "$dir/checkpoints/latest")" = "$(printf 'step-%09d.h5' "$step")" ] || fail "$how: no checkpoint at step $step"
   n=$(grep -c "checkpoint: .*(stop requested)" <<<"$out" || true)
   [ "$n" -eq 1 ] || fail "$how: expected one stop checkpoint, found $n: $out"
