@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 BOUND=${LOCKSTEP_KILL_BOUND:-30}
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
-common=(--config "$cfg" --set 'model.layers=[784, 512, 10]' --set train.max_steps=500 --set train.progress=false
+common=(--config "$cfg" --set 'model.layers=[784, 512, 10]' --set train.max_steps=2000 --set train.progress=false
         --set checkpoint.every_steps=20 --set checkpoint.keep=2 --set checkpoint.every_epochs=0
         --set data.val_size=0 --set data.test_images= --set data.test_labels=)
 [ "$OPEN_MPI" = 1 ] || { echo "skipped: rank pids are found through Open MPI's environment"; exit 0; }
