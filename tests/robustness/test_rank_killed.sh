@@ -43,7 +43,7 @@ for victim_rank in 1 0; do
   for p in "${pids[@]}"; do
     ! alive "$p" || fail "rank process $p outlived the job"
   done
-  grep -q "step 500" "$WORK/cut.out" && fail "training finished before the kill; make the run longer"
+  grep -q "done: 2000 steps" "$WORK/cut.out" && fail "training finished before the kill; make the run longer"
 
   # The latest checkpoint is intact, and the next run continues from it.
   run 1 30 inspect "$dir/checkpoints"
@@ -52,7 +52,7 @@ for victim_rank in 1 0; do
   run 2 300 train "${common[@]}" --run-dir "$dir" --resume auto
   expect_rc 0 "resume after rank $victim_rank was killed"
   expect_out "resuming from $dir/checkpoints/$(printf 'step-%09d.h5' "$at")"
-  expect_out "done: 500 steps"
+  expect_out "done: 2000 steps"
   resumed=$(checksum_of "$dir/checkpoints")
   [ "$resumed" = "$whole" ] || fail "resumed after the kill: $resumed, uninterrupted: $whole"
   ls "$dir/checkpoints" | grep -q "\.tmp" && fail "temporaries left after the resumed run: $(ls "$dir/checkpoints")"
