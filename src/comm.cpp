@@ -8,17 +8,9 @@
 #include <cstring>
 
 #include "lockstep/check.hpp"
+#include "mpi_check.hpp"
+#include "node_reducer.hpp"
 
-#define LOCKSTEP_MPI_CHECK(call)                                                 \
-  do {                                                                           \
-    const int lockstep_mpi_rc_ = (call);                                         \
-    if (lockstep_mpi_rc_ != MPI_SUCCESS) {                                       \
-      char lockstep_mpi_msg_[MPI_MAX_ERROR_STRING];                              \
-      int lockstep_mpi_len_ = 0;                                                 \
-      MPI_Error_string(lockstep_mpi_rc_, lockstep_mpi_msg_, &lockstep_mpi_len_); \
-      LOCKSTEP_CHECK(false, "MPI error: ", lockstep_mpi_msg_);                   \
-    }                                                                            \
-  } while (0)
 
 namespace lockstep {
 
@@ -71,12 +63,15 @@ constexpr size_t kChunk = static_cast<size_t>(INT_MAX) / 2;
 
 class MpiComm final : public Comm {
  public:
-  MpiComm() {
+  explicit MpiComm(int ranks_per_node) {
     LOCKSTEP_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     LOCKSTEP_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     LOCKSTEP_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     LOCKSTEP_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-    LOCKSTEP_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_));
+    if (ranks_per_node > 0)
+      LOCKSTEP_MPI_CHECK(MPI_Comm_split(comm_, rank_ / ranks_per_node, rank_, &node_));
+    else
+      LOCKSTEP_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_));
     LOCKSTEP_MPI_CHECK(MPI_Comm_rank(node_, &local_rank_));
     LOCKSTEP_MPI_CHECK(MPI_Comm_size(node_, &local_size_));
     host_ = hostname();
@@ -84,7 +79,9 @@ class MpiComm final : public Comm {
   ~MpiComm() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
+    reducer_.reset();
     if (!finalized) {
+      if (cross_ != MPI_COMM_NULL) MPI_Comm_free(&cross_);
       MPI_Comm_free(&node_);
       MPI_Comm_free(&comm_);
     }
@@ -95,7 +92,11 @@ class MpiComm final : public Comm {
   int local_size() const override { return local_size_; }
   std::string host() const override { return host_; }
 
-  void allreduce_sum(float* x, size_t n) override { reduce(x, n, MPI_FLOAT, MPI_SUM); }
+  void allreduce_sum(float* x, size_t n) override {
+    if (reducer_)
+      if (detail::NodeSegments* s = reducer_->owner_of(x, n)) return reducer_->allreduce(*s, x, n);
+    reduce(x, n, MPI_FLOAT, MPI_SUM);
+  }
   void allreduce_sum(double* x, size_t n) override { reduce(x, n, MPI_DOUBLE, MPI_SUM); }
   void allreduce_sum(int64_t* x, size_t n) override { reduce(x, n, MPI_INT64_T, MPI_SUM); }
   void allreduce_max(double* x, size_t n) override { reduce(x, n, MPI_DOUBLE, MPI_MAX); }
@@ -115,7 +116,42 @@ class MpiComm final : public Comm {
   }
   void barrier() override { LOCKSTEP_MPI_CHECK(MPI_Barrier(comm_)); }
 
+  std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n) override {
+    if (size_ == 1) return nullptr;
+    // Only where nodes hold several ranks, and the same number each: the ranks of one share
+    // then find their peers on every other node.
+    int widest[2] = {local_size_, -local_size_};
+    LOCKSTEP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, widest, 2, MPI_INT, MPI_MAX, comm_));
+    if (widest[0] == 1 || widest[0] != -widest[1]) return nullptr;
+    if (!reducer_) {
+      if (size_ > local_size_) LOCKSTEP_MPI_CHECK(MPI_Comm_split(comm_, local_rank_, rank_, &cross_));
+      reducer_ = std::make_unique<detail::NodeReducer>(node_, cross_);
+    }
+    std::string why;
+    detail::NodeSegments* s = reducer_->map(n, &why);
+    int ok = s ? 1 : 0;
+    LOCKSTEP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm_));
+    if (!ok) {
+      if (s) reducer_->unmap(s);
+      return nullptr;
+    }
+    return std::make_unique<SharedSegment>(*reducer_, s);
+  }
+
  private:
+  // This rank's segment of a node-shared mapping.
+  class SharedSegment final : public ReduceBuffer {
+   public:
+    SharedSegment(detail::NodeReducer& r, detail::NodeSegments* s) : reducer_(&r), segments_(s) {}
+    ~SharedSegment() override { reducer_->unmap(segments_); }
+    float* data() override { return segments_->mine(); }
+    size_t size() const override { return segments_->capacity; }
+
+   private:
+    detail::NodeReducer* reducer_;
+    detail::NodeSegments* segments_;
+  };
+
   template <typename T>
   void reduce(T* x, size_t n, MPI_Datatype type, MPI_Op op) {
     if (size_ == 1) return;
@@ -126,6 +162,8 @@ class MpiComm final : public Comm {
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL, node_ = MPI_COMM_NULL;
+  MPI_Comm cross_ = MPI_COMM_NULL;  // the ranks of this local rank on every node (several nodes only)
+  std::unique_ptr<detail::NodeReducer> reducer_;  // made by the first make_reduce_buffer
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::string host_;
 };
@@ -133,7 +171,7 @@ class MpiComm final : public Comm {
 }  // namespace
 
 std::unique_ptr<Comm> make_self_comm() { return std::make_unique<SelfComm>(); }
-std::unique_ptr<Comm> make_mpi_comm() { return std::make_unique<MpiComm>(); }
+std::unique_ptr<Comm> make_mpi_comm(int ranks_per_node) { return std::make_unique<MpiComm>(ranks_per_node); }
 
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;

@@ -227,6 +227,10 @@ std::vector<KeyDef> build_table() {
                        [](Config& c) -> auto& { return c.run.tf32; }));
   t.push_back(bool_key("run.allow_shared_gpu", "let ranks of a node share a GPU (their allreduce then goes over MPI)",
                        [](Config& c) -> auto& { return c.run.allow_shared_gpu; }));
+  t.push_back(bool_key("run.shared_memory_allreduce",
+                       "CPU runs: the ranks of a node sum their gradients in shared memory, MPI only between "
+                       "nodes; false: MPI_Allreduce for all of it",
+                       [](Config& c) -> auto& { return c.run.shared_memory_allreduce; }));
   // [data]
   t.push_back(string_key("data.train_images",
                          "training images (IDX, raw or gzip), or an HDF5 data file with /features and /labels",

@@ -28,6 +28,14 @@ Mlp::Mlp(Backend& backend, const std::vector<int64_t>& widths, Activation hidden
   grads_ = Buffer<float>(backend, offset);
   backend.fill(params_.data(), offset, 0.0f);
   backend.fill(grads_.data(), offset, 0.0f);
+  grads_ptr_ = grads_.data();
+}
+
+void Mlp::use_gradient_memory(float* p) {
+  LOCKSTEP_CHECK(p, "no gradient memory given");
+  backend_->copy(p, grads_ptr_, num_params() * sizeof(float));
+  grads_ptr_ = p;
+  grads_ = Buffer<float>();  // the model's own buffer is no longer needed
 }
 
 int64_t Mlp::max_width() const {

@@ -51,6 +51,11 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   LOCKSTEP_REQUIRE(n >= comm.size(), data_.train->name(), ": ", n, " training samples are fewer than the ",
                    comm.size(), " ranks");
   model_ = std::make_unique<Mlp>(backend, cfg_.model.layers, cfg_.model.activation);
+  // CPU gradients live where the communicator sums them without copies (node-shared memory).
+  // The same decision on every rank: the config and the backend kind agree everywhere.
+  if (backend.kind() == DeviceKind::cpu && !opts_.gradient_comm && cfg_.run.shared_memory_allreduce)
+    reduce_buffer_ = comm.make_reduce_buffer(model_->num_params());
+  if (reduce_buffer_) model_->use_gradient_memory(reduce_buffer_->data());
   LOCKSTEP_REQUIRE(data_.train->dim() == model_->input_dim(), data_.train->name(), ": samples have ",
                    data_.train->dim(), " features but model.layers[0] is ", model_->input_dim());
   // Rank 0's initial weights are the weights (invariant 2), whatever the other ranks computed.

@@ -11,6 +11,15 @@
 
 namespace lockstep {
 
+// Float memory that Comm::allreduce_sum adds up faster than any other (see make_reduce_buffer).
+// Its destructor releases it locally, never collectively; the communicator must outlive it.
+class ReduceBuffer {
+ public:
+  virtual ~ReduceBuffer() = default;
+  virtual float* data() = 0;
+  virtual size_t size() const = 0;  // floats
+};
+
 class Comm {
  public:
   virtual ~Comm() = default;
@@ -32,6 +41,15 @@ class Comm {
   virtual void allgather(const void* in, size_t bytes, void* out) = 0;
   virtual void barrier() = 0;
 
+  // Collective: n floats (zeroed) whose allreduce_sum, or that of any range inside them, skips
+  // copies. For MPI these are this rank's segment of a mapping shared by the ranks of its node:
+  // they add each other's values in place, and MPI runs only between nodes. Null on every rank
+  // when there is nothing to gain (one rank per node) or the memory cannot be had.
+  virtual std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n) {
+    (void)n;
+    return nullptr;
+  }
+
   // Agreement helpers (collective).
   bool all_true(bool local);
   bool any_true(bool local);
@@ -42,8 +60,10 @@ class Comm {
 std::unique_ptr<Comm> make_self_comm();
 
 // MPI over a duplicate of MPI_COMM_WORLD, errors returned (and thrown) rather than fatal.
-// MPI must already be initialised.
-std::unique_ptr<Comm> make_mpi_comm();
+// MPI must already be initialised. ranks_per_node 0: nodes are what shares memory (an
+// MPI_COMM_TYPE_SHARED split); k > 0: consecutive groups of k ranks act as the nodes, so tests
+// on one machine reach the paths of a job spread over several.
+std::unique_ptr<Comm> make_mpi_comm(int ranks_per_node = 0);
 
 // Initialises MPI on construction, finalises on destruction (when initialised here).
 class MpiSession {

@@ -28,6 +28,9 @@ struct RunConfig {
   DeviceChoice device = DeviceChoice::cpu;
   bool tf32 = false;               // GPU GEMMs on TF32 tensor cores (faster, ~1e-3 relative error)
   bool allow_shared_gpu = false;   // let several ranks of a node share one GPU
+  // CPU gradients of the ranks of a node summed in node-shared memory (MPI between nodes only);
+  // false: MPI_Allreduce for all of it.
+  bool shared_memory_allreduce = true;
 };
 
 struct DataConfig {

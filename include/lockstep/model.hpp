@@ -33,8 +33,12 @@ class Mlp {
 
   float* params() { return params_.data(); }
   const float* params() const { return params_.data(); }
-  float* grads() { return grads_.data(); }
-  const float* grads() const { return grads_.data(); }
+  float* grads() { return grads_ptr_; }
+  const float* grads() const { return grads_ptr_; }
+  // Keeps the gradients in memory the caller owns from now on (num_params() floats in this
+  // backend's space, outliving the model), e.g. a communicator's ReduceBuffer, so the gradient
+  // allreduce needs no copy. The current gradients move there.
+  void use_gradient_memory(float* p);
 
   // Host copies of the parameters (for initialisation, checkpoints, tests).
   std::vector<float> get_params() const;
@@ -44,6 +48,7 @@ class Mlp {
   Backend* backend_;
   std::vector<LayerShape> layers_;
   Buffer<float> params_, grads_;
+  float* grads_ptr_ = nullptr;  // grads_ or the caller's memory
 };
 
 // Initial parameters on the host: weights from (seed, layer), biases zero.

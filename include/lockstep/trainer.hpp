@@ -140,6 +140,7 @@ class Trainer {
   Backend* backend_;
   Datasets data_;
   TrainerOptions opts_;
+  std::unique_ptr<ReduceBuffer> reduce_buffer_;  // the model's gradients, when the comm has one
   std::unique_ptr<Mlp> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Sharder> sharder_;

@@ -80,7 +80,7 @@ min_delta = 0.002
 )";
 
 const std::vector<std::string> kAllKeys{
-    "run.name", "run.dir", "run.seed", "run.device", "run.tf32", "run.allow_shared_gpu",
+    "run.name", "run.dir", "run.seed", "run.device", "run.tf32", "run.allow_shared_gpu", "run.shared_memory_allreduce",
     "data.train_images", "data.train_labels", "data.test_images",
     "data.test_labels", "data.classes", "data.val_size", "data.normalize", "data.eval_batch", "model.layers",
     "model.activation", "model.init", "train.epochs", "train.batch_size", "train.grad_accum", "train.drop_last",
