@@ -116,7 +116,7 @@ class MpiComm final : public Comm {
   }
   void barrier() override { LOCKSTEP_MPI_CHECK(MPI_Barrier(comm_)); }
 
-  std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n) override {
+  std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n, std::string* why) override {
     if (size_ == 1) return nullptr;
     // Only where nodes hold several ranks, and the same number each: the ranks of one share
     // then find their peers on every other node.
@@ -127,12 +127,16 @@ class MpiComm final : public Comm {
       if (size_ > local_size_) LOCKSTEP_MPI_CHECK(MPI_Comm_split(comm_, local_rank_, rank_, &cross_));
       reducer_ = std::make_unique<detail::NodeReducer>(node_, cross_);
     }
-    std::string why;
-    detail::NodeSegments* s = reducer_->map(n, &why);
-    int ok = s ? 1 : 0;
-    LOCKSTEP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm_));
-    if (!ok) {
+    std::string reason;
+    detail::NodeSegments* s = reducer_->map(n, &reason);
+    // The lowest rank that could not map its node's memory tells everyone why.
+    int first_failed = s ? size_ : rank_;
+    LOCKSTEP_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first_failed, 1, MPI_INT, MPI_MIN, comm_));
+    if (first_failed < size_) {
       if (s) reducer_->unmap(s);
+      if (rank_ == first_failed) reason = host_ + ": " + reason;
+      broadcast_string(reason, first_failed);
+      if (why) *why = fmt("rank ", first_failed, " on ", reason);
       return nullptr;
     }
     return std::make_unique<SharedSegment>(*reducer_, s);

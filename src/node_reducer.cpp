@@ -77,8 +77,7 @@ NodeSegments* NodeReducer::map(size_t n, std::string* why) {
   if (local_rank_ == 0 && name[0]) ::shm_unlink(name);
   if (worst != 0) {
     if (base != MAP_FAILED) ::munmap(base, total);
-    if (why) *why = std::string("node shared memory (") + std::to_string(total) + " bytes in /dev/shm): " +
-                    std::strerror(worst);
+    if (why) *why = "cannot reserve " + std::to_string(total) + " bytes in /dev/shm: " + std::strerror(worst);
     return nullptr;
   }
   auto s = std::make_unique<NodeSegments>();

@@ -53,8 +53,12 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   model_ = std::make_unique<Mlp>(backend, cfg_.model.layers, cfg_.model.activation);
   // CPU gradients live where the communicator sums them without copies (node-shared memory).
   // The same decision on every rank: the config and the backend kind agree everywhere.
-  if (backend.kind() == DeviceKind::cpu && !opts_.gradient_comm && cfg_.run.shared_memory_allreduce)
-    reduce_buffer_ = comm.make_reduce_buffer(model_->num_params());
+  if (backend.kind() == DeviceKind::cpu && !opts_.gradient_comm && cfg_.run.shared_memory_allreduce) {
+    std::string why;
+    reduce_buffer_ = comm.make_reduce_buffer(model_->num_params(), &why);
+    if (!why.empty() && comm.rank() == 0 && opts_.log)
+      *opts_.log << "gradient allreduce: MPI_Allreduce, not node shared memory (" << why << ")" << std::endl;
+  }
   if (reduce_buffer_) model_->use_gradient_memory(reduce_buffer_->data());
   LOCKSTEP_REQUIRE(data_.train->dim() == model_->input_dim(), data_.train->name(), ": samples have ",
                    data_.train->dim(), " features but model.layers[0] is ", model_->input_dim());

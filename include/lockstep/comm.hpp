@@ -44,9 +44,11 @@ class Comm {
   // Collective: n floats (zeroed) whose allreduce_sum, or that of any range inside them, skips
   // copies. For MPI these are this rank's segment of a mapping shared by the ranks of its node:
   // they add each other's values in place, and MPI runs only between nodes. Null on every rank
-  // when there is nothing to gain (one rank per node) or the memory cannot be had.
-  virtual std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n) {
+  // when there is nothing to gain (one rank per node) or the memory cannot be had; in the latter
+  // case *why (when given) says so, on every rank.
+  virtual std::unique_ptr<ReduceBuffer> make_reduce_buffer(size_t n, std::string* why = nullptr) {
     (void)n;
+    (void)why;
     return nullptr;
   }
 
