@@ -120,12 +120,13 @@ def plot(rows, a, path):
 
 
 def fit_alpha_beta(path, ranks):
-    """alpha, beta of the ring formula from MPI_Allreduce times (least squares on t = c0 + c1 B)."""
+    """alpha, beta of the ring formula from lockstep's allreduce times, the path its trainer takes
+    (least squares on t = c0 + c1 B)."""
     pts = []
     with open(path) as f:
         for r in csv.DictReader(f):
             if int(r["ranks"]) == ranks and r["oversubscribed"] == "no":
-                pts.append((float(r["bytes"]), float(r["mpi_us"]) * 1e-6))
+                pts.append((float(r["bytes"]), float(r["lockstep_us"]) * 1e-6))
     if len(pts) < 2:
         return None
     n = len(pts)
@@ -144,11 +145,11 @@ def validate(a):
         return
     fit = fit_alpha_beta(a.allreduce_csv, 2)
     if not fit:
-        print("validation skipped: no 2-rank MPI_Allreduce rows")
+        print("validation skipped: no 2-rank allreduce rows")
         return
     alpha, beta = fit
     print(f"\nvalidation on this machine: alpha {alpha * 1e6:.2f} us, beta {beta / 1e9:.2f} GB/s "
-          f"(fitted to 2-rank MPI_Allreduce times)")
+          f"(fitted to lockstep's 2-rank allreduce times)")
     series = {}
     with open(a.scaling_csv) as f:
         for r in csv.DictReader(f):
