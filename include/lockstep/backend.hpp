@@ -39,6 +39,8 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* x, size_t n, float value) = 0;
   virtual void synchronize() {}
+  // The device's total memory in bytes; 0 on the CPU backend, whose memory is the host's.
+  virtual size_t memory_bytes() const { return 0; }
 
   // Host memory that to_device_async copies from (pinned on a GPU, so the copy runs without a
   // staging bounce). release_host never throws.
