@@ -3,6 +3,8 @@
 // gradients), Optimizer (state over the trainable parameters), Workspace, BatchStager, Evaluator.
 #include "lockstep/memory_plan.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -82,9 +84,14 @@ OutOfMemory::OutOfMemory(uint64_t bytes, std::string memory, std::string purpose
         if (!purpose.empty()) m += " while allocating " + purpose;
         m += bytes > 0 ? fmt(": ", bytes_text(bytes), " of ", memory, " could not be allocated")
                        : fmt(": an allocation of ", memory, " failed");
-        if (memory == "host memory")
+        if (memory == "host memory") {
           if (const uint64_t avail = host_memory_bytes("MemAvailable"); avail > 0)
             m += fmt(" (MemAvailable: ", human_bytes(avail), ")");
+          // A limit of this process (ulimit -v, or a batch system's) ends allocations long before the host's memory.
+          struct rlimit as{};
+          if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+            m += fmt(" (address-space limit, ulimit -v: ", human_bytes(as.rlim_cur), ")");
+        }
         return m + "; reduce model.layers, train.batch_size or data.eval_batch, or run on fewer ranks per host";
       }()),
       bytes_(bytes),
@@ -138,8 +145,8 @@ MemoryPlan plan_memory(const Config& c, int world_size, MemoryUse use, bool gpu)
   }
   part(fmt("evaluation activations for ", eval_rows, " rows"), "data.eval_batch", MemorySpace::device,
        workspace_bytes(w, eval_rows));
-  part("evaluation batch buffers", "data.eval_batch", MemorySpace::device,
-       add(staging_bytes(eval_rows, w.front()), mul(eval_rows, 8)));
+  part("evaluation batch buffers", "data.eval_batch", MemorySpace::device, staging_bytes(eval_rows, w.front()));
+  part("evaluation row indices", "data.eval_batch", MemorySpace::host, mul(eval_rows, 8));
   if (pinned_copies)
     part("pinned host copies of the evaluation batches", "data.eval_batch", MemorySpace::host,
          staging_bytes(eval_rows, w.front()));
