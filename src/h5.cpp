@@ -175,8 +175,8 @@ std::string locking_hint(const std::string& hdf5_error) {
   if (hdf5_error.find("unable to lock") == std::string::npos && hdf5_error.find("locking") == std::string::npos)
     return "";
   // errno 11 (EAGAIN): the lock is held. HDF5 takes an exclusive lock for writing and a shared
-  // one for reading, so another process has the file open for writing. Other errnos (ENOSYS,
-  // EOPNOTSUPP, ENOLCK): the file system has no locks.
+  // one for reading, so another process has the file open for writing. Other errnos (ENOLCK,
+  // EOPNOTSUPP; HDF5 1.10.8 ignores ENOSYS itself): the file system has no locks.
   if (hdf5_error.find("errno = 11,") != std::string::npos)
     return "; another process holds a lock on it (HDF5 locks a file it writes): wait until that process is done, "
            "or, if nothing writes the file, set HDF5_USE_FILE_LOCKING=FALSE";
