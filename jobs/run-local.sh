@@ -11,9 +11,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 np=${LOCKSTEP_RANKS:-$(nproc)}
+np_from="LOCKSTEP_RANKS"
 if [ "${1:-}" = "-n" ]; then
-  np=$2
-  shift 2
+  np=${2:-}
+  np_from="-n"
+  shift $(($# >= 2 ? 2 : 1))
+fi
+# Checked before anything is installed or built.
+if ! [[ "$np" =~ ^[1-9][0-9]*$ ]]; then
+  echo "jobs/run-local.sh: $np_from needs a number of ranks >= 1, got '$np' (e.g. jobs/run-local.sh -n 4)" >&2
+  exit 2
 fi
 
 scripts/install-deps.sh
@@ -28,6 +35,6 @@ extra=()
 source scripts/mpi-flags.sh
 lockstep_mpi_flags "$np"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-echo "+ mpirun -np $np ${MPI_FLAGS[*]} build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml --run-dir $run_dir $*"
+echo "+ mpirun -np $np ${MPI_FLAGS[*]} build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml --run-dir $run_dir${extra[*]:+ ${extra[*]}} $*"
 exec mpirun -np "$np" "${MPI_FLAGS[@]}" build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml \
   --run-dir "$run_dir" "${extra[@]}" "$@"

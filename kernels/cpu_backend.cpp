@@ -95,8 +95,8 @@ void optimizer_loop(const OptimStep& s, float* __restrict p, const float* __rest
 // The default host memory: 64-byte aligned (whole cache lines and full AVX-512 vectors).
 void* Backend::allocate_host(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p) throw std::bad_alloc();
+  void* p = rounded < bytes ? nullptr : std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) throw OutOfMemory(bytes, "host memory");
   return p;
 }
 void Backend::release_host(void* p) noexcept { std::free(p); }

@@ -35,11 +35,17 @@ class CudaBackend final : public Backend {
     return fmt("cuda (GPU ", device_, ": ", name_, ", PCI ", bus_id_, "; cuBLAS ", tf32_ ? "TF32" : "fp32", ")");
   }
   int device() const { return device_; }
+  size_t memory_bytes() const override { return memory_bytes_; }
   cudaStream_t stream() const { return stream_; }
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;
-    LOCKSTEP_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 1 : bytes));
+    const cudaError_t rc = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
+    if (rc == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      throw OutOfMemory(bytes, fmt("GPU memory (GPU ", device_, ": ", name_, ")"));
+    }
+    LOCKSTEP_CUDA_CHECK(rc);
     return p;
   }
   void release(void* p) noexcept override {
@@ -54,7 +60,12 @@ class CudaBackend final : public Backend {
   }
   void* allocate_host(size_t bytes) override {
     void* p = nullptr;
-    LOCKSTEP_CUDA_CHECK(cudaMallocHost(&p, bytes == 0 ? 1 : bytes));
+    const cudaError_t rc = cudaMallocHost(&p, bytes == 0 ? 1 : bytes);
+    if (rc == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      throw OutOfMemory(bytes, "pinned host memory");
+    }
+    LOCKSTEP_CUDA_CHECK(rc);
     return p;
   }
   void release_host(void* p) noexcept override {
@@ -151,6 +162,7 @@ class CudaBackend final : public Backend {
     cudaDeviceProp prop{};
     LOCKSTEP_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
+    memory_bytes_ = prop.totalGlobalMem;
     char bus[32] = {0};
     LOCKSTEP_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, static_cast<int>(sizeof bus), device_));
     bus_id_ = bus;
@@ -198,6 +210,7 @@ class CudaBackend final : public Backend {
   int device_;
   bool tf32_;
   std::string name_, bus_id_;
+  size_t memory_bytes_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   float* column_scratch_ = nullptr;   // (kColumnScratch) per-chunk column sums

@@ -2,20 +2,23 @@
 #include "lockstep/batch_stager.hpp"
 
 #include "lockstep/check.hpp"
+#include "lockstep/memory_plan.hpp"
 
 namespace lockstep {
 
 BatchStager::BatchStager(Backend& be, int64_t max_rows, int64_t dim)
     : be_(&be), max_rows_(max_rows), dim_(dim), host_staging_(be.kind() != DeviceKind::cpu) {
   const auto rows = static_cast<size_t>(max_rows);
-  for (int s = 0; s < 2; ++s) {
-    if (host_staging_) {
-      x_host_[s] = HostBuffer<float>(be, rows * static_cast<size_t>(dim));
-      y_host_[s] = HostBuffer<int32_t>(be, rows);
+  allocating(fmt("the batch buffers for ", max_rows, " rows of ", dim, " features"), [&] {
+    for (int s = 0; s < 2; ++s) {
+      if (host_staging_) {
+        x_host_[s] = HostBuffer<float>(be, rows * static_cast<size_t>(dim));
+        y_host_[s] = HostBuffer<int32_t>(be, rows);
+      }
+      x_[s] = Buffer<float>(be, rows * static_cast<size_t>(dim));
+      y_[s] = Buffer<int32_t>(be, rows);
     }
-    x_[s] = Buffer<float>(be, rows * static_cast<size_t>(dim));
-    y_[s] = Buffer<int32_t>(be, rows);
-  }
+  });
 }
 
 void BatchStager::stage(const DataSource& data, int slot, const int64_t* rows, int64_t n) {

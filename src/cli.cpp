@@ -11,10 +11,10 @@
 
 namespace lockstep {
 
-void add_config_options(CLI::App* cmd, ConfigArgs& a) {
+void add_config_options(CLI::App* cmd, ConfigArgs& a, bool with_run_dir) {
   cmd->add_option("-c,--config", a.config, "TOML config file (keys: `lockstep config-keys`)");
   cmd->add_option("-s,--set", a.sets, "override one key: section.key=value (repeatable)")->take_all();
-  cmd->add_option("-o,--run-dir", a.run_dir, "run directory (overrides run.dir)");
+  if (with_run_dir) cmd->add_option("-o,--run-dir", a.run_dir, "run directory (overrides run.dir)");
 }
 
 Config load_config_collectively(Comm& comm, const ConfigArgs& a) {

@@ -16,6 +16,7 @@
 #include "lockstep/evaluate.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
+#include "lockstep/memory_plan.hpp"
 #include "lockstep/runtime.hpp"
 
 namespace lockstep {
@@ -95,12 +96,31 @@ int run_eval(Comm& comm, const EvalArgs& a) {
       },
       std::cerr);
   Datasets data;
-  collectively(comm, [&] { data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed); }, std::cerr);
+  collectively(
+      comm,
+      [&] {
+        data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed);
+        LOCKSTEP_REQUIRE(data.val || data.test || a.time_inference > 0,
+                         "nothing to evaluate: data.val_size is 0 and data.test_images is empty; set one of them "
+                         "(--set data.val_size=5000, or --set data.test_images=FILE)");
+      },
+      std::cerr);
   std::unique_ptr<Backend> backend;
-  collectively(comm, [&] { backend = make_backend(cfg, comm, root ? &std::cout : nullptr); }, std::cerr);
-  Mlp model(*backend, ck.layers, ck.activation);
-  model.set_params(ck.params);
-  Evaluator evaluator(model, cfg.data.eval_batch);
+  std::unique_ptr<Mlp> model_owner;
+  std::unique_ptr<Evaluator> evaluator_owner;
+  collectively(
+      comm,
+      [&] {
+        backend = make_backend(cfg, comm, root ? &std::cout : nullptr);
+        check_memory(cfg, comm, *backend, MemoryUse::eval);
+        model_owner = allocating("the model's parameters (model.layers of the checkpoint)",
+                                 [&] { return std::make_unique<Mlp>(*backend, ck.layers, ck.activation); });
+        model_owner->set_params(ck.params);
+        evaluator_owner = std::make_unique<Evaluator>(*model_owner, cfg.data.eval_batch);
+      },
+      std::cerr);
+  Mlp& model = *model_owner;
+  Evaluator& evaluator = *evaluator_owner;
   if (root)
     std::cout << "checkpoint " << path << ": " << model_summary(cfg, model.num_params()) << ", step "
               << ck.trainer.global_step << std::endl;
@@ -205,7 +225,7 @@ void add_eval_commands(CLI::App& app, CommandTable& table) {
   auto* eval = app.add_subcommand("eval", "evaluate a checkpoint on the validation and test sets");
   eval->add_option("-k,--checkpoint", args->checkpoint, "checkpoint file, or a checkpoint directory (its latest)")
       ->required();
-  add_config_options(eval, *args);
+  add_config_options(eval, *args, /*with_run_dir=*/false);  // eval writes nothing
   eval->add_option("--time-inference", args->time_inference,
                    "also measure inference throughput: forward passes of data.eval_batch test samples repeated "
                    "for about this many seconds on every rank (for one core: 1 rank, OPENBLAS_NUM_THREADS=1)")

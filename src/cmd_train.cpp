@@ -17,6 +17,7 @@
 #include "lockstep/distill.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
+#include "lockstep/memory_plan.hpp"
 #include "lockstep/nccl_comm.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/trainer.hpp"
@@ -147,7 +148,13 @@ int run_train(Comm& comm, const TrainArgs& a) {
 
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
-  collectively(comm, [&] { backend = make_backend(cfg, comm, &std::cout); }, std::cerr);
+  collectively(
+      comm,
+      [&] {
+        backend = make_backend(cfg, comm, &std::cout);
+        check_memory(cfg, comm, *backend, MemoryUse::train);  // before the trainer allocates any of it
+      },
+      std::cerr);
   if (backend->kind() == DeviceKind::cuda)
     collectively(comm, [&] { gradient_comm = make_nccl_comm(comm, *backend, &std::cout); }, std::cerr);
   if (a.cache_teacher) {

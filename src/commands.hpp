@@ -26,7 +26,8 @@ struct ConfigArgs {
   std::vector<std::string> sets;
   std::string run_dir;
 };
-void add_config_options(CLI::App* cmd, ConfigArgs& a);
+// --config and --set; and --run-dir unless the command writes no run directory (eval).
+void add_config_options(CLI::App* cmd, ConfigArgs& a, bool with_run_dir = true);
 
 // `lockstep train` and `lockstep distill` share one runner (cmd_train.cpp): distill is train
 // with a teacher required and the teacher options.

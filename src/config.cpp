@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -80,11 +81,20 @@ toml::table parse_toml(const std::string& text, const std::string& origin) {
   }
 }
 
+// Without the spaces and tabs at both ends.
+std::string trimmed(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
 void apply_override(Config& c, const std::string& text) {
   const auto eq = text.find('=');
-  LOCKSTEP_REQUIRE(eq != std::string::npos && eq > 0, "--set ", text, ": expected section.key=value");
-  const std::string key = text.substr(0, eq);
-  const std::string value = text.substr(eq + 1);
+  // Spaces around '=' are allowed, as in the file ("train.epochs = 2"); a value with spaces at
+  // its ends must be quoted.
+  const std::string key = eq == std::string::npos ? text : trimmed(text.substr(0, eq));
+  LOCKSTEP_REQUIRE(eq != std::string::npos && !key.empty(), "--set ", text, ": expected section.key=value");
+  const std::string value = trimmed(text.substr(eq + 1));
   const KeyDef* def = find_key(key);
   LOCKSTEP_REQUIRE(def, "--set ", text, ": unknown key '", key, "'");
   // The value is read as TOML; a bare word that is not TOML (sgd, runs/x) is taken as a string.
@@ -158,7 +168,7 @@ std::string config_to_toml(const Config& c) {
 void validate_config(const Config& c, int world_size) {
   const auto& layers = c.model.layers;
   LOCKSTEP_REQUIRE(layers.size() >= 2, "model.layers: needs at least an input and an output width, got ",
-                   layers.size(), " entries");
+                   layers.size(), layers.size() == 1 ? " entry" : " entries");
   const auto& subset = c.data.class_subset;
   for (size_t i = 0; i < subset.size(); ++i) {
     LOCKSTEP_REQUIRE(subset[i] < c.data.classes, "data.class_subset: class ", subset[i], " (element ", i,
@@ -197,6 +207,24 @@ void validate_config(const Config& c, int world_size) {
   LOCKSTEP_REQUIRE(c.train.batch_size >= c.train.grad_accum * world_size, "train.grad_accum: ", c.train.grad_accum,
                    " micro-batches per rank need a global batch of at least ", c.train.grad_accum * world_size,
                    " (train.batch_size is ", c.train.batch_size, ")");
+  // Matrix sides are 32-bit in the BLAS calls: the rows of one micro-batch on one rank too.
+  const int64_t rank_rows = (c.train.batch_size + world_size - 1) / world_size;
+  const int64_t micro_rows = (rank_rows + c.train.grad_accum - 1) / c.train.grad_accum;
+  LOCKSTEP_REQUIRE(micro_rows <= std::numeric_limits<int32_t>::max(), "train.batch_size: ", c.train.batch_size,
+                   " samples make micro-batches of ", micro_rows, " rows per rank, more than ",
+                   std::numeric_limits<int32_t>::max(), " (matrix sides are 32-bit integers in BLAS)");
+  const OptimizerConfig& o = c.optimizer;
+  // The weights are scaled by 1 - lr * weight_decay each step (adamw's decoupled decay; sgd's and
+  // momentum's L2 term on their first step): at 1 or above that wipes them or flips their sign.
+  const bool scales_weights =
+      o.name == OptimizerKind::sgd || o.name == OptimizerKind::momentum || o.name == OptimizerKind::adamw;
+  LOCKSTEP_REQUIRE(!scales_weights || o.lr * o.weight_decay < 1.0, "optimizer.weight_decay: ", o.weight_decay,
+                   " with optimizer.lr = ", o.lr, " scales the weights by 1 - lr * weight_decay = ",
+                   1.0 - o.lr * o.weight_decay, " each step (", to_string(o.name),
+                   "); lr * weight_decay must be below 1");
+  LOCKSTEP_REQUIRE(c.schedule.kind != ScheduleKind::cosine || c.schedule.min_lr <= o.lr, "schedule.min_lr: ",
+                   c.schedule.min_lr, " is above optimizer.lr = ", o.lr,
+                   ": the cosine schedule decays from lr down to min_lr");
   LOCKSTEP_REQUIRE(!c.early_stopping.enabled || c.data.val_size > 0,
                    "early_stopping.enabled: needs a validation set (data.val_size > 0)");
   // A *_labels key may be empty only when *_images is an HDF5 data file, which holds the labels

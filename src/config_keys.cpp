@@ -88,19 +88,47 @@ auto& member(Get get, const Config& c) { return get(const_cast<Config&>(c)); }
 
 using detail::KeyDef;
 
-template <typename Get>
-KeyDef float_key(std::string key, std::string doc, Get get, double lo, double hi, bool lo_open = false) {
+// The allowed values of a float key. `single` marks a value the optimizer or loss kernels use in
+// single precision (kernels/*.hpp take float scalars): it must then also be a normal float, so
+// that it neither overflows to inf nor flushes to zero (flush-to-zero is on), and an open upper
+// bound holds after the rounding too (0.99999999 rounds to 1.0f).
+struct FloatRange {
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false, hi_open = false, single = false;
+};
+
+std::string range_text(const FloatRange& r) {
   std::string type = "float";
-  if (lo_open) type += fmt(" > ", lo);
-  else if (lo > -std::numeric_limits<double>::infinity()) type += fmt(" >= ", lo);
-  if (hi < std::numeric_limits<double>::infinity()) type += fmt(", <= ", hi);
-  return KeyDef{key, type, doc,
+  if (r.lo > -std::numeric_limits<double>::infinity()) type += fmt(r.lo_open ? " > " : " >= ", r.lo);
+  const double hi = r.single ? std::min<double>(r.hi, std::numeric_limits<float>::max()) : r.hi;
+  if (hi < std::numeric_limits<double>::infinity()) type += fmt(type == "float" ? " " : ", ", r.hi_open ? "< " : "<= ", hi);
+  if (r.single) type += " (single precision)";
+  return type;
+}
+
+void check_float(double v, const FloatRange& r) {
+  const std::string got = show_double(v);  // all its digits: 0.99999999, not 1
+  LOCKSTEP_REQUIRE(std::isfinite(v), "must be finite, got ", got);
+  LOCKSTEP_REQUIRE(r.lo_open ? v > r.lo : v >= r.lo, "must be ", r.lo_open ? "> " : ">= ", r.lo, ", got ", got);
+  LOCKSTEP_REQUIRE(r.hi_open ? v < r.hi : v <= r.hi, "must be ", r.hi_open ? "< " : "<= ", r.hi, ", got ", got);
+  if (!r.single || v == 0.0) return;
+  constexpr double kMax = std::numeric_limits<float>::max(), kMin = std::numeric_limits<float>::min();
+  const double mag = std::fabs(v);
+  LOCKSTEP_REQUIRE(mag <= kMax, "must be <= ", kMax, " (the largest single-precision float), got ", got);
+  LOCKSTEP_REQUIRE(mag >= kMin, "must be 0 or at least ", kMin, " in magnitude: the update runs in single precision, "
+                   "where ", got, " flushes to zero");
+  const double f = static_cast<float>(v);
+  LOCKSTEP_REQUIRE(!r.hi_open || f < r.hi, "must be < ", r.hi, ", got ", got, ", which rounds to ", show_double(f),
+                   " in single precision, where the update runs");
+}
+
+template <typename Get>
+KeyDef float_key(std::string key, std::string doc, Get get, FloatRange r) {
+  return KeyDef{key, range_text(r), doc,
                 [=](Config& c, const toml::node& n) {
                   auto v = n.value<double>();
                   LOCKSTEP_REQUIRE(v && (n.is_floating_point() || n.is_integer()), "expected a number");
-                  LOCKSTEP_REQUIRE(std::isfinite(*v), "must be finite, got ", *v);
-                  LOCKSTEP_REQUIRE(lo_open ? *v > lo : *v >= lo, "must be ", lo_open ? "> " : ">= ", lo, ", got ", *v);
-                  LOCKSTEP_REQUIRE(*v <= hi, "must be <= ", hi, ", got ", *v);
+                  check_float(*v, r);
                   get(c) = *v;
                 },
                 [=](const Config& c) { return show_double(member(get, c)); }};
@@ -187,8 +215,11 @@ KeyDef enum_key(std::string key, std::string doc, Get get, const NameTable<E>& n
 }
 
 template <typename Get>
-KeyDef int_list_key(std::string key, std::string doc, Get get, int64_t lo) {
-  return KeyDef{key, fmt("list of integers >= ", lo), doc,
+KeyDef int_list_key(std::string key, std::string doc, Get get, int64_t lo,
+                    int64_t hi = std::numeric_limits<int64_t>::max()) {
+  std::string type = fmt("list of integers >= ", lo);
+  if (hi < std::numeric_limits<int64_t>::max()) type += fmt(", <= ", hi);
+  return KeyDef{key, type, doc,
                 [=](Config& c, const toml::node& n) {
                   const auto* arr = n.as_array();
                   LOCKSTEP_REQUIRE(arr, "expected a list of integers, e.g. [784, 256, 10]");
@@ -198,6 +229,7 @@ KeyDef int_list_key(std::string key, std::string doc, Get get, int64_t lo) {
                     LOCKSTEP_REQUIRE(e.is_integer(), "element ", i, " is not an integer");
                     const int64_t v = *e.value<int64_t>();
                     LOCKSTEP_REQUIRE(v >= lo, "element ", i, " is ", v, " (must be >= ", lo, ")");
+                    LOCKSTEP_REQUIRE(v <= hi, "element ", i, " is ", v, " (must be <= ", hi, ")");
                     out.push_back(v);
                   }
                   get(c) = out;
@@ -211,6 +243,10 @@ KeyDef int_list_key(std::string key, std::string doc, Get get, int64_t lo) {
 }
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// Matrix sides are 32-bit integers in the BLAS and cuBLAS calls: layer widths and batch rows.
+constexpr int64_t kMaxMatrixSide = std::numeric_limits<int32_t>::max();
+// [0, 1), in single precision: a decay or smoothing factor whose complement must not vanish.
+constexpr FloatRange kUnitOpen{0.0, 1.0, false, true, true};
 
 std::vector<KeyDef> build_table() {
   std::vector<KeyDef> t;
@@ -249,7 +285,7 @@ std::vector<KeyDef> build_table() {
   t.push_back(enum_key("data.normalize", "pixel scaling: scale to [0,1], or standardize with the training set's mean/std",
                        [](Config& c) -> auto& { return c.data.normalize; }, normalize_names()));
   t.push_back(int_key("data.eval_batch", "rows per forward pass when evaluating",
-                      [](Config& c) -> auto& { return c.data.eval_batch; }, 1));
+                      [](Config& c) -> auto& { return c.data.eval_batch; }, 1, kMaxMatrixSide));
   t.push_back(int_list_key("data.class_subset",
                            "train and test on these classes only, relabelled 0..k-1 in the order given (model.layers "
                            "then ends in k); []: all data.classes",
@@ -259,7 +295,7 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.data.train_limit; }, 0));
   // [model]
   t.push_back(int_list_key("model.layers", "layer widths from input to classes, e.g. [784, 256, 128, 10]",
-                           [](Config& c) -> auto& { return c.model.layers; }, 1));
+                           [](Config& c) -> auto& { return c.model.layers; }, 1, kMaxMatrixSide));
   t.push_back(enum_key("model.activation", "activation of the hidden layers (the output layer is linear)",
                        [](Config& c) -> auto& { return c.model.activation; }, activation_names()));
   t.push_back(enum_key("model.init", "weight initialisation; auto: He for relu/gelu, Xavier otherwise",
@@ -286,24 +322,31 @@ std::vector<KeyDef> build_table() {
   // [optimizer]
   t.push_back(enum_key("optimizer.name", "update rule", [](Config& c) -> auto& { return c.optimizer.name; },
                        optimizer_names()));
+  // Ranges from the update formulas (kernels/optimizer_update.hpp), all in single precision.
   t.push_back(float_key("optimizer.lr", "base learning rate", [](Config& c) -> auto& { return c.optimizer.lr; },
-                        0.0, kInf, true));
-  t.push_back(float_key("optimizer.momentum", "momentum coefficient (momentum)",
-                        [](Config& c) -> auto& { return c.optimizer.momentum; }, 0.0, 1.0));
+                        {0.0, kInf, true, false, true}));
+  t.push_back(float_key("optimizer.momentum",
+                        "momentum coefficient mu (momentum): buf = mu buf + g; below 1, or the buffer never forgets",
+                        [](Config& c) -> auto& { return c.optimizer.momentum; }, kUnitOpen));
   t.push_back(bool_key("optimizer.nesterov", "Nesterov momentum (momentum)",
                        [](Config& c) -> auto& { return c.optimizer.nesterov; }));
-  t.push_back(float_key("optimizer.beta1", "first-moment decay (adam, adamw)",
-                        [](Config& c) -> auto& { return c.optimizer.beta1; }, 0.0, 1.0));
-  t.push_back(float_key("optimizer.beta2", "second-moment decay (adam, adamw)",
-                        [](Config& c) -> auto& { return c.optimizer.beta2; }, 0.0, 1.0));
+  t.push_back(float_key("optimizer.beta1",
+                        "first-moment decay (adam, adamw); below 1: the bias correction divides by 1 - beta1^t",
+                        [](Config& c) -> auto& { return c.optimizer.beta1; }, kUnitOpen));
+  t.push_back(float_key("optimizer.beta2",
+                        "second-moment decay (adam, adamw); below 1: the bias correction divides by 1 - beta2^t",
+                        [](Config& c) -> auto& { return c.optimizer.beta2; }, kUnitOpen));
   t.push_back(float_key("optimizer.eps", "denominator epsilon (adam, adamw, adagrad, rmsprop)",
-                        [](Config& c) -> auto& { return c.optimizer.eps; }, 0.0, kInf, true));
-  t.push_back(float_key("optimizer.alpha", "squared-gradient smoothing (rmsprop)",
-                        [](Config& c) -> auto& { return c.optimizer.alpha; }, 0.0, 1.0));
-  t.push_back(float_key("optimizer.weight_decay", "L2 penalty (decoupled for adamw)",
-                        [](Config& c) -> auto& { return c.optimizer.weight_decay; }, 0.0, kInf));
+                        [](Config& c) -> auto& { return c.optimizer.eps; }, {0.0, kInf, true, false, true}));
+  t.push_back(float_key("optimizer.alpha",
+                        "squared-gradient smoothing (rmsprop): v = alpha v + (1 - alpha) g^2; below 1, or v stays 0",
+                        [](Config& c) -> auto& { return c.optimizer.alpha; }, kUnitOpen));
+  t.push_back(float_key("optimizer.weight_decay",
+                        "L2 penalty (decoupled for adamw); with sgd, momentum and adamw lr * weight_decay must be "
+                        "below 1 (each step scales the weights by 1 - lr * weight_decay)",
+                        [](Config& c) -> auto& { return c.optimizer.weight_decay; }, {0.0, kInf, false, false, true}));
   t.push_back(float_key("optimizer.clip_norm", "clip the averaged gradient to this global L2 norm; 0: off",
-                        [](Config& c) -> auto& { return c.optimizer.clip_norm; }, 0.0, kInf));
+                        [](Config& c) -> auto& { return c.optimizer.clip_norm; }, {0.0, kInf}));
   // [schedule]
   t.push_back(enum_key("schedule.kind", "learning-rate decay after warmup",
                        [](Config& c) -> auto& { return c.schedule.kind; }, schedule_names()));
@@ -312,11 +355,11 @@ std::vector<KeyDef> build_table() {
   t.push_back(int_key("schedule.step_size", "step: multiply by gamma every step_size steps",
                       [](Config& c) -> auto& { return c.schedule.step_size; }, 1));
   t.push_back(float_key("schedule.gamma", "step/exponential decay factor",
-                        [](Config& c) -> auto& { return c.schedule.gamma; }, 0.0, 1.0, true));
+                        [](Config& c) -> auto& { return c.schedule.gamma; }, {0.0, 1.0, true}));
   t.push_back(int_key("schedule.decay_steps", "exponential: lr * gamma^(t / decay_steps)",
                       [](Config& c) -> auto& { return c.schedule.decay_steps; }, 1));
-  t.push_back(float_key("schedule.min_lr", "cosine: the learning rate at the last step",
-                        [](Config& c) -> auto& { return c.schedule.min_lr; }, 0.0, kInf));
+  t.push_back(float_key("schedule.min_lr", "cosine: the learning rate at the last step (at most optimizer.lr)",
+                        [](Config& c) -> auto& { return c.schedule.min_lr; }, {0.0, kInf}));
   // [early_stopping]
   t.push_back(bool_key("early_stopping.enabled", "stop when the validation metric stops improving",
                        [](Config& c) -> auto& { return c.early_stopping.enabled; }));
@@ -325,7 +368,7 @@ std::vector<KeyDef> build_table() {
   t.push_back(int_key("early_stopping.patience", "epochs without improvement before stopping",
                       [](Config& c) -> auto& { return c.early_stopping.patience; }, 1));
   t.push_back(float_key("early_stopping.min_delta", "smallest change that counts as an improvement",
-                        [](Config& c) -> auto& { return c.early_stopping.min_delta; }, 0.0, kInf));
+                        [](Config& c) -> auto& { return c.early_stopping.min_delta; }, {0.0, kInf}));
   // [checkpoint]
   t.push_back(string_key("checkpoint.dir", "where checkpoints go; empty: <run dir>/checkpoints",
                          [](Config& c) -> auto& { return c.checkpoint.dir; }));
@@ -341,11 +384,13 @@ std::vector<KeyDef> build_table() {
   t.push_back(string_key("distill.teacher",
                          "teacher checkpoint to distill from (lockstep distill --teacher); empty: plain training",
                          [](Config& c) -> auto& { return c.distill.teacher; }));
-  t.push_back(float_key("distill.temperature", "softmax temperature T of the teacher's and student's soft targets",
-                        [](Config& c) -> auto& { return c.distill.temperature; }, 0.0, kInf, true));
+  t.push_back(float_key("distill.temperature",
+                        "softmax temperature T of the teacher's and student's soft targets (alpha T^2 must be finite "
+                        "in single precision)",
+                        [](Config& c) -> auto& { return c.distill.temperature; }, {0.0, 1e19, true, false, true}));
   t.push_back(float_key("distill.alpha",
                         "weight of the soft targets: alpha T^2 KL(teacher || student) + (1 - alpha) CE(labels)",
-                        [](Config& c) -> auto& { return c.distill.alpha; }, 0.0, 1.0));
+                        [](Config& c) -> auto& { return c.distill.alpha; }, {0.0, 1.0}));
   t.push_back(string_key("distill.cache",
                          "HDF5 file of the teacher's logits per training sample (made by --cache-teacher); empty: "
                          "run the teacher live",

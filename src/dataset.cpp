@@ -78,7 +78,9 @@ std::vector<int32_t> labels_of(const DataSource& d) {
   return out;
 }
 
-std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes) {
+std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes,
+                                          const std::string& classes_note) {
+  const std::string note = classes_note.empty() ? fmt("data.classes = ", classes) : classes_note;
   const IdxArray img = read_idx(images);
   const IdxArray lab = read_idx(labels);
   LOCKSTEP_REQUIRE(img.dims.size() >= 2, images, ": an image file needs at least 2 dimensions, found ",
@@ -91,8 +93,8 @@ std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::
   std::vector<int32_t> y(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     const double v = idx_value(lab, i);
-    LOCKSTEP_REQUIRE(v >= 0 && v < classes && v == std::floor(v), labels, ": row ", i, ": label ", v,
-                     " is outside [0, ", classes, ") (data.classes = ", classes, ")");
+    LOCKSTEP_REQUIRE(v == std::floor(v), labels, ": row ", i, ": label ", v, " is not an integer");
+    LOCKSTEP_REQUIRE(v >= 0 && v < classes, labels, ": row ", i, ": label ", v, " is outside [0, ", classes, ") (", note, ")");
     y[i] = static_cast<int32_t>(v);
   }
   std::vector<float> x(static_cast<size_t>(n * dim));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "lockstep/memory_plan.hpp"
 #include "lockstep/sharder.hpp"
 
 namespace lockstep {
@@ -11,8 +12,10 @@ namespace lockstep {
 Evaluator::Evaluator(const Mlp& model, int64_t batch_rows)
     : model_(&model),
       batch_(batch_rows),
-      ws_(model, batch_rows),
-      rows_(static_cast<size_t>(batch_rows)),
+      ws_(allocating(fmt("the evaluation activations for ", batch_rows, " rows (data.eval_batch)"),
+                     [&] { return Workspace(model, batch_rows); })),
+      rows_(allocating("the evaluation row list (data.eval_batch)",
+                       [&] { return std::vector<int64_t>(static_cast<size_t>(batch_rows)); })),
       stager_(model.backend(), batch_rows, model.input_dim()) {}
 
 EvalResult Evaluator::run(const DataSource& data, Comm& comm) {

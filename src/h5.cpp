@@ -34,10 +34,21 @@ void write_typed(hid_t parent, const std::string& name, const T* data, const std
                       "cannot write HDF5 dataset ", name);
 }
 
+// "/optimizer/exp_avg_sq": name as a path from the file's root, for messages.
+std::string path_in_file(hid_t parent, const std::string& name) {
+  if (!name.empty() && name[0] == '/') return name;
+  const std::string at = object_path(parent);
+  return (at == "/" || at.empty() ? "/" : at + "/") + name;
+}
+
 template <typename T>
 std::vector<T> read_typed(hid_t parent, const std::string& name) {
-  LOCKSTEP_REQUIRE(exists(parent, name), "missing dataset '", name, "'");
+  LOCKSTEP_REQUIRE(exists(parent, name), "missing dataset ", path_in_file(parent, name));
   Handle ds(LOCKSTEP_H5_CHECK(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "cannot open HDF5 dataset ", name));
+  Handle type(LOCKSTEP_H5_CHECK(H5Dget_type(ds.get()), "type of ", name));
+  const H5T_class_t cls = H5Tget_class(type.get());
+  LOCKSTEP_REQUIRE(cls == H5T_INTEGER || cls == H5T_FLOAT, "dataset ", path_in_file(parent, name), " holds ",
+                   type_description(type.get()), " values; expected numbers");
   Handle space(LOCKSTEP_H5_CHECK(H5Dget_space(ds.get()), "dataspace of ", name));
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   std::vector<T> out(static_cast<size_t>(std::max<hssize_t>(n, 0)));
@@ -55,6 +66,46 @@ Handle string_type() {
 }
 
 }  // namespace
+
+std::string object_path(hid_t obj) {
+  const ssize_t n = H5Iget_name(obj, nullptr, 0);
+  if (n <= 0) return "";
+  std::string s(static_cast<size_t>(n) + 1, '\0');
+  H5Iget_name(obj, s.data(), s.size());
+  s.resize(static_cast<size_t>(n));
+  return s;
+}
+
+std::string type_description(hid_t type) {
+  const size_t bytes = H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return fmt(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", 8 * bytes);
+    case H5T_FLOAT: return fmt("float", 8 * bytes);
+    case H5T_STRING: return "string";
+    case H5T_BITFIELD: return fmt(8 * bytes, "-bit bitfield");
+    case H5T_OPAQUE: return "opaque (raw bytes)";
+    case H5T_COMPOUND: return "compound (record)";
+    case H5T_REFERENCE: return "object reference";
+    case H5T_VLEN: return "variable-length sequence";
+    case H5T_ARRAY: return "array";
+    case H5T_TIME: return "time";
+    case H5T_ENUM: {
+      // h5py stores numpy bools as an enum of int8 {FALSE = 0, TRUE = 1}.
+      Handle base(H5Tget_super(type));
+      std::string members;
+      const int n = H5Tget_nmembers(type);
+      for (int i = 0; i < n && i < 4; ++i) {
+        char* m = H5Tget_member_name(type, static_cast<unsigned>(i));
+        members += fmt(i ? ", " : "", m ? m : "?");
+        H5free_memory(m);
+      }
+      if (n == 2 && members == "FALSE, TRUE") return "bool (an HDF5 enum FALSE/TRUE, as h5py writes numpy bools)";
+      return fmt("enum (an HDF5 enumeration of ", base.valid() ? type_description(base.get()) : "?", ": ", members,
+                 n > 4 ? ", ..." : "", ")");
+    }
+    default: return fmt("HDF5 type class ", static_cast<int>(H5Tget_class(type)));
+  }
+}
 
 std::string last_error() {
   std::string msg;
@@ -100,9 +151,17 @@ bool is_hdf5_file(const std::string& path) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream f(path, std::ios::binary);
-  unsigned char buf[8] = {0};
-  f.read(reinterpret_cast<char*>(buf), 8);
-  return f.gcount() == 8 && std::memcmp(buf, sig, 8) == 0;
+  // The superblock starts at 0, or after a user block (h5jam) at 512, 1024, 2048, ...: the HDF5
+  // file format specification allows any power of two from 512 on (section II.A).
+  const auto size = static_cast<uint64_t>(st.st_size);
+  for (uint64_t at = 0; at + 8 <= size; at = at == 0 ? 512 : 2 * at) {
+    unsigned char buf[8] = {0};
+    f.seekg(static_cast<std::streamoff>(at));
+    f.read(reinterpret_cast<char*>(buf), 8);
+    if (f.gcount() == 8 && std::memcmp(buf, sig, 8) == 0) return true;
+    f.clear();
+  }
+  return false;
 }
 
 Handle create_file(const std::string& path) {
@@ -113,9 +172,15 @@ Handle create_file(const std::string& path) {
 }
 
 std::string locking_hint(const std::string& hdf5_error) {
-  if (hdf5_error.find("unable to lock") != std::string::npos || hdf5_error.find("locking") != std::string::npos)
-    return "; this file system does not support HDF5's file locking: set HDF5_USE_FILE_LOCKING=FALSE";
-  return "";
+  if (hdf5_error.find("unable to lock") == std::string::npos && hdf5_error.find("locking") == std::string::npos)
+    return "";
+  // errno 11 (EAGAIN): the lock is held. HDF5 takes an exclusive lock for writing and a shared
+  // one for reading, so another process has the file open for writing. Other errnos (ENOLCK,
+  // EOPNOTSUPP; HDF5 1.10.8 ignores ENOSYS itself): the file system has no locks.
+  if (hdf5_error.find("errno = 11,") != std::string::npos)
+    return "; another process holds a lock on it (HDF5 locks a file it writes): wait until that process is done, "
+           "or, if nothing writes the file, set HDF5_USE_FILE_LOCKING=FALSE";
+  return "; this file system does not support HDF5's file locking: set HDF5_USE_FILE_LOCKING=FALSE";
 }
 
 Handle open_file(const std::string& path, bool writable) {
@@ -212,9 +277,37 @@ void set_attr_typed(hid_t obj, const std::string& name, hid_t type, const T* v) 
                              "cannot create attribute ", name));
   LOCKSTEP_H5_CHECK(H5Awrite(a.get(), type, v), "cannot write attribute ", name);
 }
-Handle open_attr(hid_t obj, const std::string& name) {
-  LOCKSTEP_REQUIRE(H5Aexists(obj, name.c_str()) > 0, "missing attribute '", name, "'");
-  return Handle(LOCKSTEP_H5_CHECK(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "cannot open attribute ", name));
+// "dataset /features", "group /optimizer", "the root group": the owner of an attribute, for messages.
+std::string owner_of(hid_t obj) {
+  const std::string path = object_path(obj);
+  if (path == "/" || path.empty()) return "the root group";
+  return (H5Iget_type(obj) == H5I_DATASET ? "dataset " : "group ") + path;
+}
+
+enum class AttrKind { integer, number, string };
+
+// Opens a scalar attribute of the expected kind; UserError naming its owner and itself otherwise
+// (a string where a number belongs made HDF5 fail its conversion with an error stack, and an
+// array read into one value wrote past it).
+Handle open_attr(hid_t obj, const std::string& name, AttrKind kind) {
+  LOCKSTEP_REQUIRE(H5Aexists(obj, name.c_str()) > 0, owner_of(obj), ": missing attribute '", name, "'");
+  QuietErrors quiet;
+  Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+  LOCKSTEP_REQUIRE(a.valid(), owner_of(obj), ": attribute '", name, "' cannot be opened (", last_error(), ")");
+  Handle type(H5Aget_type(a.get())), space(H5Aget_space(a.get()));
+  LOCKSTEP_REQUIRE(type.valid() && space.valid(), owner_of(obj), ": attribute '", name, "' is unreadable (",
+                   last_error(), ")");
+  const H5T_class_t cls = H5Tget_class(type.get());
+  const bool ok = kind == AttrKind::string    ? cls == H5T_STRING
+                  : kind == AttrKind::integer ? cls == H5T_INTEGER
+                                              : cls == H5T_INTEGER || cls == H5T_FLOAT;
+  const char* expected = kind == AttrKind::string ? "a string" : kind == AttrKind::integer ? "an integer" : "a number";
+  LOCKSTEP_REQUIRE(ok, owner_of(obj), ": attribute '", name, "' has type ", type_description(type.get()), "; expected ",
+                   expected);
+  const hssize_t points = H5Sget_simple_extent_npoints(space.get());
+  LOCKSTEP_REQUIRE(points == 1, owner_of(obj), ": attribute '", name, "' holds ", points, " values; expected one (",
+                   expected, ")");
+  return a;
 }
 }  // namespace
 
@@ -227,19 +320,27 @@ void set_attr(hid_t obj, const std::string& name, const std::string& v) {
 }
 
 int64_t attr_int(hid_t obj, const std::string& name) {
-  Handle a = open_attr(obj, name);
+  Handle a = open_attr(obj, name, AttrKind::integer);
   int64_t v = 0;
   LOCKSTEP_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_INT64, &v), "cannot read attribute ", name);
   return v;
 }
 double attr_double(hid_t obj, const std::string& name) {
-  Handle a = open_attr(obj, name);
+  Handle a = open_attr(obj, name, AttrKind::number);
   double v = 0;
   LOCKSTEP_H5_CHECK(H5Aread(a.get(), H5T_NATIVE_DOUBLE, &v), "cannot read attribute ", name);
   return v;
 }
 std::string attr_string(hid_t obj, const std::string& name) {
-  Handle a = open_attr(obj, name);
+  Handle a = open_attr(obj, name, AttrKind::string);
+  Handle stored(LOCKSTEP_H5_CHECK(H5Aget_type(a.get()), "type of attribute ", name));
+  if (H5Tis_variable_str(stored.get()) <= 0) {  // fixed length (numpy's bytes_, h5import): NUL-padded
+    Handle type(LOCKSTEP_H5_CHECK(H5Tcopy(stored.get()), "string type"));
+    std::string s(H5Tget_size(type.get()), '\0');
+    LOCKSTEP_H5_CHECK(H5Aread(a.get(), type.get(), s.data()), "cannot read attribute ", name);
+    s.resize(std::strlen(s.c_str()));
+    return s;
+  }
   Handle type = string_type();
   char* p = nullptr;
   LOCKSTEP_H5_CHECK(H5Aread(a.get(), type.get(), &p), "cannot read attribute ", name);

@@ -131,9 +131,17 @@ void fsync_path(const std::string& path) {
 
 ConvertSummary convert_idx_to_h5(const ConvertOptions& o) {
   namespace fs = std::filesystem;
-  LOCKSTEP_REQUIRE(o.force || !fs::exists(o.out), o.out, ": already exists; use --force to replace it");
+  // Everything about --out is checked before the (long) reading and writing.
+  LOCKSTEP_REQUIRE(!o.out.empty(), "--out: the path is empty; name the HDF5 file to write, e.g. --out train.h5");
+  std::error_code ec;
+  const fs::file_status st = fs::status(o.out, ec);
+  LOCKSTEP_REQUIRE(!fs::is_directory(st), "--out ", o.out, ": is a directory; name a file in it, e.g. --out ",
+                   (fs::path(o.out) / "data.h5").string());
+  LOCKSTEP_REQUIRE(!fs::exists(st) || fs::is_regular_file(st), "--out ", o.out,
+                   ": exists and is not a regular file; it is not replaced");
+  LOCKSTEP_REQUIRE(o.force || !fs::exists(st), "--out ", o.out, ": already exists; use --force to replace it");
   const fs::path parent = fs::absolute(o.out).parent_path();
-  LOCKSTEP_REQUIRE(fs::is_directory(parent), o.out, ": the directory ", parent.string(), " does not exist");
+  LOCKSTEP_REQUIRE(fs::is_directory(parent), "--out ", o.out, ": the directory ", parent.string(), " does not exist");
 
   // Labels first: they decide the class count when --classes is not given.
   const IdxArray lab = read_idx(o.labels);
@@ -145,19 +153,22 @@ ConvertSummary convert_idx_to_h5(const ConvertOptions& o) {
     for (int64_t i = 0; i < lab.items(); ++i) top = std::max(top, idx_value(lab, i));
     classes = static_cast<int>(std::min(top, 1e9)) + 1;
   }
+  // Named in label errors: convert's own option, not the config key of training.
+  const std::string classes_source =
+      o.classes > 0 ? fmt("--classes ", o.classes) : fmt(classes, " = the largest label + 1, as --classes is not given");
   // The float32 path is the very function training uses on IDX input: bitwise the same values.
   std::vector<uint8_t> bytes;
   std::shared_ptr<MemoryData> mem;
   int64_t rows = 0, dim = 0;
   if (o.dtype == H5FeatureType::float32) {
-    mem = load_idx_pair(o.images, o.labels, classes);
+    mem = load_idx_pair(o.images, o.labels, classes, classes_source);
     rows = mem->size();
     dim = mem->dim();
   } else {
     IdxArray img = read_idx(o.images);
     LOCKSTEP_REQUIRE(img.type == IdxType::u8, o.images, ": --dtype uint8 needs unsigned-byte images (IDX type 0x08)",
                      "; this file holds another type: use --dtype float32");
-    mem = load_idx_pair(o.images, o.labels, classes);  // the same validation as training
+    mem = load_idx_pair(o.images, o.labels, classes, classes_source);  // the same validation as training
     rows = img.items();
     dim = img.item_size();
     bytes = std::move(img.data);
@@ -184,7 +195,6 @@ ConvertSummary convert_idx_to_h5(const ConvertOptions& o) {
                      std::strerror(errno), ")");
     fsync_path(parent.string());  // the rename itself reaches the disk
   } catch (...) {
-    std::error_code ec;
     fs::remove(tmp, ec);  // never leave a half file behind, under any name
     throw;
   }

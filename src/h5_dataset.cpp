@@ -24,17 +24,6 @@ constexpr const char* kLabels = "/labels";
 constexpr size_t kScanBlockBytes = size_t{4} << 20;  // streaming passes read about this much at once
 constexpr int64_t kLabelBlock = 1 << 16;             // labels streamed this many at a time
 
-std::string type_name(hid_t type) {
-  const size_t bytes = H5Tget_size(type);
-  switch (H5Tget_class(type)) {
-    case H5T_FLOAT: return fmt("float", 8 * bytes);
-    case H5T_INTEGER: return fmt(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", 8 * bytes);
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    default: return fmt("HDF5 type class ", static_cast<int>(H5Tget_class(type)));
-  }
-}
-
 // Opens a dataset that must exist and be a dataset, naming the file in the message otherwise.
 h5::Handle open_dataset(hid_t file, const std::string& path, const char* name, hid_t dapl = H5P_DEFAULT) {
   LOCKSTEP_REQUIRE(h5::exists(file, name), path, ": dataset ", name, " is missing (a lockstep data file holds ",
@@ -100,7 +89,8 @@ H5Data::H5Data(std::string path, int classes) : path_(std::move(path)), classes_
   struct stat st{};
   LOCKSTEP_REQUIRE(::stat(path_.c_str(), &st) == 0, path_, ": cannot open (", std::strerror(errno), ")");
   LOCKSTEP_REQUIRE(S_ISREG(st.st_mode), path_, ": not a regular file");
-  LOCKSTEP_REQUIRE(h5::is_hdf5_file(path_), path_, ": not an HDF5 file (no HDF5 signature at its start)");
+  LOCKSTEP_REQUIRE(h5::is_hdf5_file(path_), path_,
+                   ": not an HDF5 file (no HDF5 signature at its start, nor after a user block at 512, 1024, ...)");
   file_ = h5::open_file(path_, /*writable=*/false);  // read-only: many ranks share the file
   as_bad_input([&] {
     validate_features();
@@ -234,7 +224,7 @@ void H5Data::validate_features() {
   else if (cls == H5T_FLOAT && bytes == 8) stored_ = Stored::f64;
   else if (cls == H5T_INTEGER && bytes == 1 && H5Tget_sign(type.get()) == H5T_SGN_NONE) stored_ = Stored::u8;
   else
-    throw UserError(fmt(path_, ": dataset ", kFeatures, " holds ", type_name(type.get()),
+    throw UserError(fmt(path_, ": dataset ", kFeatures, " holds ", h5::type_description(type.get()),
                         " values; expected float32, float64 or uint8"));
 
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
@@ -242,9 +232,16 @@ void H5Data::validate_features() {
     if (H5Pget_chunk(dcpl.get(), 2, chunk) == 2) chunk_rows_ = static_cast<int64_t>(chunk[0]);
   }
   // uint8 features are stored bytes: `scale` maps them to values (1/255 when absent, as for IDX).
-  if (h5::has_attr(features_.get(), "scale")) scale_ = h5::attr_double(features_.get(), "scale");
-  else if (stored_ == Stored::u8) scale_ = 1.0 / 255.0;
-  LOCKSTEP_REQUIRE(std::isfinite(scale_) && scale_ > 0, path_, ": dataset ", kFeatures, ": attribute scale is ",
+  if (h5::has_attr(features_.get(), "scale")) {
+    try {
+      scale_ = h5::attr_double(features_.get(), "scale");
+    } catch (const UserError& e) {
+      throw UserError(fmt(path_, ": ", e.what()));
+    }
+  } else if (stored_ == Stored::u8) {
+    scale_ = 1.0 / 255.0;
+  }
+  LOCKSTEP_REQUIRE(std::isfinite(scale_) && scale_ > 0, path_, ": dataset ", kFeatures, ": attribute 'scale' is ",
                    scale_, "; expected a finite value > 0");
   set_normalization(0.0, 1.0);
   setup_direct(dcpl.get());
@@ -260,25 +257,34 @@ void H5Data::read_labels() {
   // Integers of at most 64 bits: a damaged type message can declare integers of gigabytes each,
   // for which HDF5 would allocate its conversion buffer (found by fuzz_h5_data: malloc(2.9 GB)).
   LOCKSTEP_REQUIRE(H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) <= 8, path_, ": dataset ",
-                   kLabels, " holds ", type_name(type.get()), " values; expected integers of at most 64 bits");
+                   kLabels, " holds ", h5::type_description(type.get()), " values; expected integers of at most 64 bits ",
+                   "(e.g. numpy's labels.astype('int64'))");
   LOCKSTEP_REQUIRE(static_cast<int64_t>(d[0]) == n_, path_, ": dataset ", kLabels, " has ", d[0],
                    " rows but ", kFeatures, " has ", n_, " (one label per feature row)");
-  // Streamed in blocks as int64 so that neither a wide type nor a negative value is clipped
-  // before the range check; kept as int32 (4 bytes a row: the only per-row state of H5Data).
+  // Streamed in blocks as 64-bit integers of the file's signedness, so that neither a wide type
+  // nor a negative value (nor a uint64 beyond int64's range) is clipped before the range check;
+  // kept as int32 (4 bytes a row: the only per-row state of H5Data).
+  const bool is_unsigned = H5Tget_sign(type.get()) == H5T_SGN_NONE;
   labels_.resize(static_cast<size_t>(n_));
-  std::vector<int64_t> block(static_cast<size_t>(std::min<int64_t>(n_, kLabelBlock)));
+  std::vector<uint64_t> block(static_cast<size_t>(std::min<int64_t>(n_, kLabelBlock)));
   for (int64_t first = 0; first < n_; first += kLabelBlock) {
     const int64_t count = std::min(kLabelBlock, n_ - first);
     const hsize_t start = static_cast<hsize_t>(first), cnt = static_cast<hsize_t>(count);
     LOCKSTEP_H5_CHECK(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &cnt, nullptr), "labels");
     h5::Handle mem(LOCKSTEP_H5_CHECK(H5Screate_simple(1, &cnt, nullptr), "labels memory space"));
-    LOCKSTEP_H5_CHECK(H5Dread(ds.get(), H5T_NATIVE_INT64, mem.get(), space.get(), H5P_DEFAULT, block.data()),
+    LOCKSTEP_H5_CHECK(H5Dread(ds.get(), is_unsigned ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, mem.get(), space.get(),
+                              H5P_DEFAULT, block.data()),
                       path_, ": cannot read ", kLabels);
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t v = block[static_cast<size_t>(i)];
-      LOCKSTEP_REQUIRE(v >= 0 && v < classes_, path_, ": dataset ", kLabels, ": row ", first + i, ": label ", v,
-                       " is outside [0, ", classes_, ") (data.classes = ", classes_, ")");
-      labels_[static_cast<size_t>(first + i)] = static_cast<int32_t>(v);
+      const uint64_t bits = block[static_cast<size_t>(i)];
+      const bool in_range = is_unsigned ? bits < static_cast<uint64_t>(classes_)
+                                        : static_cast<int64_t>(bits) >= 0 && static_cast<int64_t>(bits) < classes_;
+      if (!in_range) {
+        const std::string v = is_unsigned ? fmt(bits) : fmt(static_cast<int64_t>(bits));
+        throw UserError(fmt(path_, ": dataset ", kLabels, ": row ", first + i, ": label ", v, " is outside [0, ",
+                            classes_, ") (data.classes = ", classes_, ")"));
+      }
+      labels_[static_cast<size_t>(first + i)] = static_cast<int32_t>(bits);
     }
   }
 }

@@ -111,9 +111,11 @@ IdxArray parse_idx(const std::vector<uint8_t>& b, const std::string& path) {
     count *= dim;
   }
   const size_t expected = header + static_cast<size_t>(count) * element_size(a.type);
+  const size_t whole = (b.size() - header) / (element_size(a.type) * static_cast<size_t>(a.item_size()));
   LOCKSTEP_REQUIRE(b.size() >= expected, path, ": truncated: the header promises ", a.dims[0], " items (",
-                   expected, " bytes) but the data has ", b.size(), " bytes, enough for ",
-                   (b.size() - header) / (element_size(a.type) * static_cast<size_t>(a.item_size())), " items");
+                   expected, " bytes with the ", header, "-byte header) but there are ", b.size(),
+                   " bytes, the header and ", b.size() - header, " bytes of data: enough for ", whole,
+                   whole == 1 ? " item" : " items");
   LOCKSTEP_REQUIRE(b.size() == expected, path, ": ", b.size() - expected,
                    " trailing bytes after the data the header describes (", expected, " bytes)");
   a.data.assign(b.begin() + static_cast<std::ptrdiff_t>(header), b.end());

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lockstep/check.hpp"
+#include "lockstep/memory_plan.hpp"
 
 namespace lockstep {
 
@@ -16,10 +17,12 @@ Optimizer::Optimizer(Backend& backend, const OptimizerConfig& cfg, std::vector<P
     LOCKSTEP_CHECK(r.begin <= r.end, "parameter range [", r.begin, ", ", r.end, ")");
     n_ += r.size();
   }
-  for (int i = 0; i < state_count(); ++i) {
-    state_[i] = Buffer<float>(backend, n_);
-    backend.fill(state_[i].data(), n_, 0.0f);
-  }
+  allocating(fmt("the optimizer state (", to_string(cfg_.name), ": ", state_count(), " x ", n_, " floats)"), [&] {
+    for (int i = 0; i < state_count(); ++i) {
+      state_[i] = Buffer<float>(backend, n_);
+      backend.fill(state_[i].data(), n_, 0.0f);
+    }
+  });
 }
 
 StepStats clip_stats(double sum_sq_of_sums, int64_t batch_samples, double clip_norm) {

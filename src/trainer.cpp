@@ -16,6 +16,7 @@
 #include "lockstep/checksum.hpp"
 #include "lockstep/distill.hpp"
 #include "lockstep/exit_codes.hpp"
+#include "lockstep/memory_plan.hpp"
 #include "lockstep/progress.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/schedule.hpp"
@@ -50,7 +51,8 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   const int64_t n = data_.train->size();
   LOCKSTEP_REQUIRE(n >= comm.size(), data_.train->name(), ": ", n, " training samples are fewer than the ",
                    comm.size(), " ranks");
-  model_ = std::make_unique<Mlp>(backend, cfg_.model.layers, cfg_.model.activation);
+  model_ = allocating("the model's parameters and gradients (model.layers)",
+                      [&] { return std::make_unique<Mlp>(backend, cfg_.model.layers, cfg_.model.activation); });
   // CPU gradients live where the communicator sums them without copies (node-shared memory).
   // The same decision on every rank: the config and the backend kind agree everywhere.
   if (backend.kind() == DeviceKind::cpu && !opts_.gradient_comm && cfg_.run.shared_memory_allreduce) {
@@ -63,7 +65,8 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   LOCKSTEP_REQUIRE(data_.train->dim() == model_->input_dim(), data_.train->name(), ": samples have ",
                    data_.train->dim(), " features but model.layers[0] is ", model_->input_dim());
   // Rank 0's initial weights are the weights (invariant 2), whatever the other ranks computed.
-  std::vector<float> init = initial_params(*model_, cfg_.run.seed, cfg_.model.init);
+  std::vector<float> init = allocating("the initial weights (model.layers)",
+                                       [&] { return initial_params(*model_, cfg_.run.seed, cfg_.model.init); });
   if (opts_.init_from) {  // a fine-tune: the checkpoint's layers, fresh optimizer, schedule and epochs
     const CheckpointData& src = *opts_.init_from;
     load_init_layers(*model_, InitSource{cfg_.init.from, src.layers, src.activation, &src.params},
@@ -83,7 +86,8 @@ Trainer::Trainer(const Config& cfg, Comm& comm, Backend& backend, Datasets data,
   if (!opts_.stop_requested) opts_.stop_requested = stop_signal_received;
 
   max_local_rows_ = ceil_div(ceil_div(cfg_.train.batch_size, comm.size()), cfg_.train.grad_accum);
-  ws_ = std::make_unique<Workspace>(*model_, max_local_rows_);
+  ws_ = allocating(fmt("the training activations for ", max_local_rows_, " rows per rank (train.batch_size)"),
+                   [&] { return std::make_unique<Workspace>(*model_, max_local_rows_); });
   stager_ = std::make_unique<BatchStager>(backend, max_local_rows_, model_->input_dim());
   order_.reserve(static_cast<size_t>(n));
   data_.train->reserve(max_local_rows_);

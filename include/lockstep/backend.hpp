@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "kernels/activation.hpp"
 #include "kernels/distill_loss.hpp"
 #include "kernels/optimizer_update.hpp"
+#include "lockstep/check.hpp"
 
 namespace lockstep {
 
@@ -39,6 +41,8 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* x, size_t n, float value) = 0;
   virtual void synchronize() {}
+  // The device's total memory in bytes; 0 on the CPU backend, whose memory is the host's.
+  virtual size_t memory_bytes() const { return 0; }
 
   // Host memory that to_device_async copies from (pinned on a GPU, so the copy runs without a
   // staging bounce). release_host never throws.
@@ -88,6 +92,7 @@ class HostBuffer {
  public:
   HostBuffer() = default;
   HostBuffer(Backend& be, size_t n) : be_(&be), n_(n) {
+    if (n_ > std::numeric_limits<size_t>::max() / sizeof(T)) throw OutOfMemory(0, "host memory (over 2^64 bytes)");
     if (n_ > 0) p_ = static_cast<T*>(be.allocate_host(n_ * sizeof(T)));
   }
   ~HostBuffer() { reset(); }
@@ -126,6 +131,7 @@ class Buffer {
  public:
   Buffer() = default;
   Buffer(Backend& be, size_t n) : be_(&be), n_(n) {
+    if (n_ > std::numeric_limits<size_t>::max() / sizeof(T)) throw OutOfMemory(0, "memory (over 2^64 bytes)");
     if (n_ > 0) p_ = static_cast<T*>(be.allocate(n_ * sizeof(T)));
   }
   ~Buffer() { reset(); }

@@ -3,6 +3,7 @@
 // invariant or a failed library call; the message carries the expression and file:line).
 // main() adds rank and host when it prints, so no global state is needed here.
 #pragma once
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,21 @@ class Error : public std::runtime_error {
 class UserError : public Error {
  public:
   using Error::Error;
+};
+
+// An allocation that failed: how many bytes (0: not known) of which memory ("host memory", "GPU
+// memory") and, once allocating() (memory_plan.hpp) has added it, what they were for. Bad input
+// in effect: the remedy is a smaller model or batch, or more memory.
+class OutOfMemory : public UserError {
+ public:
+  OutOfMemory(uint64_t bytes, std::string memory, std::string purpose = "");
+  bool has_purpose() const { return !purpose_.empty(); }
+  OutOfMemory for_purpose(const std::string& what) const { return OutOfMemory(bytes_, memory_, what); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  uint64_t bytes_;
+  std::string memory_, purpose_;
 };
 
 [[noreturn]] void throw_check_failure(const char* expr, const char* file, int line, const std::string& msg);

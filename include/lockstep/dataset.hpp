@@ -93,8 +93,10 @@ class RelabeledData final : public DataSource {
 std::vector<int32_t> labels_of(const DataSource& d);
 
 // Reads an IDX image file and label file into memory, pixels scaled to [0, 1].
-// Checks that the counts agree and every label lies in [0, classes), naming the file and row.
-std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes);
+// Checks that the counts agree and every label lies in [0, classes), naming the file and row;
+// classes_note says where the class count came from ("" means "data.classes = N").
+std::unique_ptr<MemoryData> load_idx_pair(const std::string& images, const std::string& labels, int classes,
+                                          const std::string& classes_note = "");
 
 // Training rows and validation rows of a training set of n samples: val_size rows chosen by seed.
 struct SplitRows {

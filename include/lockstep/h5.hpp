@@ -17,6 +17,13 @@ namespace lockstep::h5 {
 // The innermost HDF5 error message of the current error stack ("" when none).
 std::string last_error();
 
+// An object's path in its file ("/optimizer"; "/" for the file itself), "" when it has none.
+std::string object_path(hid_t obj);
+
+// A datatype in words, for messages: "int32", "float64", "string", "bool (an HDF5 enum ...)",
+// "enum (an HDF5 enumeration of int8: A, B, C)", "compound (record)", ...
+std::string type_description(hid_t type);
+
 }  // namespace lockstep::h5
 
 #define LOCKSTEP_H5_CHECK(expr, ...)                                                             \
@@ -74,10 +81,12 @@ class QuietErrors {
 // otherwise it has nothing to do, since every handle is closed by its owner.
 void skip_library_cleanup_at_exit();
 
-// True when the file starts with the HDF5 signature (at offset 0).
+// True when the file holds the HDF5 signature where the format puts it: at offset 0, or after
+// a user block (h5jam) at 512, 1024, 2048, ... (any power of two from 512).
 bool is_hdf5_file(const std::string& path);
 
-// "; ... set HDF5_USE_FILE_LOCKING=FALSE" when an HDF5 error is a file-locking failure, else "".
+// When an HDF5 error is a file-locking failure, a hint that says why (the lock is held by a
+// writer, or the file system has no locks) and names HDF5_USE_FILE_LOCKING=FALSE; else "".
 std::string locking_hint(const std::string& hdf5_error);
 
 Handle create_file(const std::string& path);                 // truncates
@@ -101,7 +110,9 @@ std::vector<double> read_doubles(hid_t parent, const std::string& name);
 std::vector<int64_t> read_int64s(hid_t parent, const std::string& name);
 std::string read_string(hid_t parent, const std::string& name);
 
-// Scalar attributes on an object.
+// Scalar attributes on an object. The readers throw UserError naming the object and the
+// attribute when it is missing, of another kind (a string for a number, a float for an integer)
+// or not a single value.
 void set_attr(hid_t obj, const std::string& name, int64_t v);
 void set_attr(hid_t obj, const std::string& name, double v);
 void set_attr(hid_t obj, const std::string& name, const std::string& v);

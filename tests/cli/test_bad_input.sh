@@ -49,4 +49,22 @@ expect_err_once "already holds a run"
 
 run 1 20 train --bogus-flag
 expect_rc 2 "unknown flag"
+
+# eval: nothing to evaluate is an error (it printed the header and exited 0), and it has no
+# --run-dir (it accepted one and ignored it).
+run 1 60 train --config "$cfg" --run-dir "$WORK/ck" --set train.max_steps=2 --set 'model.layers=[784, 16, 10]' \
+  --set train.progress=false
+expect_rc 0 "a checkpoint to evaluate"
+run 2 30 eval --checkpoint "$WORK/ck/checkpoints" --set data.val_size=0 --set data.test_images= --set data.test_labels=
+expect_rc 2 "eval without a validation or test set"
+expect_err_once "lockstep: error: nothing to evaluate: data.val_size is 0 and data.test_images is empty"
+# An evaluation batch that no host holds is refused before it is allocated, naming the key.
+run 2 30 eval --checkpoint "$WORK/ck/checkpoints" --set data.eval_batch=2147483647
+expect_rc 2 "eval batch beyond memory"
+expect_err_once "lockstep: error: data.eval_batch = 2147483647: the run needs "
+expect_err "evaluation activations for 2147483647 rows"
+run 1 30 eval --checkpoint "$WORK/ck/checkpoints" --run-dir "$WORK/elsewhere"
+expect_rc 2 "eval --run-dir"
+expect_err "--run-dir"
+[ ! -e "$WORK/elsewhere" ] || fail "eval created a run directory"
 echo "ok"

@@ -57,6 +57,23 @@ expect_err_once "/nonexistent.gz: cannot open"
 [ ! -e "$WORK/x.h5" ] || fail "a failed convert left its output"
 run 1 20 convert --images a --labels b --out c --dtype float16
 expect_rc 2 "bad dtype"
+# --out is checked before anything is read: empty, a directory (with --force too), ...
+idx_args=(--images "$FMNIST/t10k-images-idx3-ubyte.gz" --labels "$FMNIST/t10k-labels-idx1-ubyte.gz")
+run 2 60 convert "${idx_args[@]}" --out ""
+expect_rc 2 "empty --out"
+expect_err_once "lockstep: error: --out: the path is empty; name the HDF5 file to write"
+mkdir -p "$WORK/outdir"
+for force in "" --force; do
+  run 2 60 convert "${idx_args[@]}" --out "$WORK/outdir" $force
+  expect_rc 2 "--out a directory $force"
+  expect_err_once "lockstep: error: --out $WORK/outdir: is a directory; name a file in it, e.g. --out $WORK/outdir/data.h5"
+  [ -z "$(ls -A "$WORK/outdir")" ] && ! ls "$WORK" | grep -q '\.tmp\.' || fail "convert wrote something ($force)"
+done
+# ... and label errors name convert's own option, not a config key.
+run 2 60 convert "${idx_args[@]}" --out "$WORK/c5.h5" --classes 5
+expect_rc 2 "--classes 5 on 10-class labels"
+expect_err_once "t10k-labels-idx1-ubyte.gz: row 0: label 9 is outside [0, 5) (--classes 5)"
+[ ! -e "$WORK/c5.h5" ] || fail "a failed convert left its output"
 
 # ---- training on .h5 equals training on IDX, bitwise ---------------------------------------------
 run 2 120 train "${train_args[@]}" --run-dir "$WORK/idx"
@@ -79,6 +96,15 @@ run 3 120 train "${train_args[@]}" --set data.train_images="$WORK/train_u8.h5" -
   --set data.test_images="$WORK/test_u8.h5" --set data.test_labels= --run-dir "$WORK/u8_3"
 expect_rc 0 "3 ranks, uint8 files"
 same_metrics "$WORK/h5_3" "$WORK/u8_3"
+
+# A user block in front of the HDF5 data (h5jam) leaves a valid HDF5 file: it trains to the same
+# figures. (It was "not an HDF5 data file": the signature was looked for at offset 0 only.)
+printf 'made by the lockstep test suite\n' >"$WORK/ub.txt"
+h5jam -i "$WORK/test.h5" -u "$WORK/ub.txt" -o "$WORK/test_ub.h5" >/dev/null
+[ "$(od -An -c -j 512 -N 4 "$WORK/test_ub.h5" | tr -d ' ')" = "211HDF" ] || fail "h5jam put no user block of 512 bytes"
+run 2 120 train "${train_args[@]}" "${h5_data[@]}" --set data.test_images="$WORK/test_ub.h5" --run-dir "$WORK/ub"
+expect_rc 0 "test set with a user block"
+same_metrics "$WORK/h5" "$WORK/ub"
 
 # ---- bad input: exit 2 on every rank, one message -------------------------------------------------
 run 2 30 train "${train_args[@]}" --set data.train_images="$WORK/train.h5" --run-dir "$WORK/bad"
@@ -111,6 +137,10 @@ flock -x 9
 run 2 30 train "${train_args[@]}" "${h5_data[@]}" --run-dir "$WORK/bad"
 expect_rc 2 "locked file"
 expect_err_once "HDF5_USE_FILE_LOCKING=FALSE"
+expect_err_once "another process holds a lock on it"
+# docs/data.md quotes this very message (with the file named train.h5).
+quoted=$(grep '^lockstep: error: ' <<<"$ERR" | sed "s|$WORK/||")
+grep -qF -- "$quoted" "$SOURCE_DIR/docs/data.md" || fail "docs/data.md does not quote the message: $quoted"
 export HDF5_USE_FILE_LOCKING=FALSE
 run 2 120 train "${train_args[@]}" "${h5_data[@]}" --run-dir "$WORK/nolock"
 unset HDF5_USE_FILE_LOCKING

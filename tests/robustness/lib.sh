@@ -30,23 +30,26 @@ PY
 
 # make_h5 PATH N D FEATURES LABELS [nolabels]: an HDF5 data file with /features float32 (N, D) and
 # /labels int32 (N), written by h5import; FEATURES and LABELS are Python expressions as for make_idx.
+# LABEL_TYPE=u64 makes the labels uint64.
 make_h5() {
   local path=$1 n=$2 d=$3 features=$4 labels=$5 tmp
   tmp=$(mktemp -d "$WORK/h5-XXXXXX")
-  python3 - "$tmp" "$n" "$d" "$features" "$labels" <<'PY'
+  python3 - "$tmp" "$n" "$d" "$features" "$labels" "${LABEL_TYPE:-i32}" <<'PY'
 import random, struct, sys
-tmp, n, d, features, labels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+tmp, n, d, features, labels, ltype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 random.seed(n * 1000 + d)
 env = {"n": n, "d": d, "random": random, "range": range, "float": float}
 x = eval(features, env)
 y = eval(labels, env)
 open(tmp + "/features.bin", "wb").write(struct.pack("<%df" % len(x), *x))
-open(tmp + "/labels.bin", "wb").write(struct.pack("<%di" % len(y), *y))
+open(tmp + "/labels.bin", "wb").write(struct.pack("<%d%s" % (len(y), "Q" if ltype == "u64" else "i"), *y))
 PY
   printf 'PATH features\nINPUT-CLASS FP\nINPUT-SIZE 32\nINPUT-BYTE-ORDER LE\nRANK 2\nDIMENSION-SIZES %s %s\nOUTPUT-CLASS FP\nOUTPUT-SIZE 32\nOUTPUT-ARCHITECTURE IEEE\nOUTPUT-BYTE-ORDER LE\n' \
     "$n" "$d" >"$tmp/features.cfg"
-  printf 'PATH labels\nINPUT-CLASS IN\nINPUT-SIZE 32\nINPUT-BYTE-ORDER LE\nRANK 1\nDIMENSION-SIZES %s\nOUTPUT-CLASS IN\nOUTPUT-SIZE 32\nOUTPUT-ARCHITECTURE STD\nOUTPUT-BYTE-ORDER LE\n' \
-    "$n" >"$tmp/labels.cfg"
+  local lc=IN ls=32
+  [ "${LABEL_TYPE:-i32}" = u64 ] && lc=UIN ls=64
+  printf 'PATH labels\nINPUT-CLASS %s\nINPUT-SIZE %s\nINPUT-BYTE-ORDER LE\nRANK 1\nDIMENSION-SIZES %s\nOUTPUT-CLASS %s\nOUTPUT-SIZE %s\nOUTPUT-ARCHITECTURE STD\nOUTPUT-BYTE-ORDER LE\n' \
+    "$lc" "$ls" "$n" "$lc" "$ls" >"$tmp/labels.cfg"
   if [ "${6:-}" = nolabels ]; then
     h5import "$tmp/features.bin" -c "$tmp/features.cfg" -o "$path" >/dev/null
   else

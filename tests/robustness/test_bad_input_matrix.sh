@@ -6,6 +6,8 @@
 # Also: gzip and raw IDX are told by content, not name, and train identically.
 source "$(dirname "$0")/lib.sh"
 LIMIT=${LOCKSTEP_BAD_INPUT_LIMIT:-10}
+# Writes HDF5 files the HDF5 command-line tools cannot (tests/support/make_h5_case.cpp); CTest names it.
+MAKE_H5_CASE=${MAKE_H5_CASE:-$(dirname "$LOCKSTEP")/tests/make_h5_case}
 D=$WORK/data
 mkdir -p "$D"
 
@@ -104,6 +106,22 @@ bad 2 "$D/cut.h5: cannot open as HDF5" --set data.train_images="$D/cut.h5" "${h5
 bad 2 "$D/nan.h5 is an HDF5 data file, which holds its labels" --set data.train_images="$D/nan.h5"
 gzip -c "$D/nan.h5" >"$D/h5.gz"
 bad 2 "$D/h5.gz: not an IDX file" --set data.train_images="$D/h5.gz"
+# Attributes and labels of other types, as h5py writes them: one message naming the file, the
+# dataset and the attribute; no HDF5 error stack (expect_one_error checks). The string scale
+# was exit 1 with 15 lines of HDF5-DIAG and no file name; enum labels read "HDF5 type class 8";
+# a uint64 label of 2^63 + 5 was reported clamped, as 9223372036854775807.
+"$MAKE_H5_CASE" scale-string "$D/scale-str.h5"
+bad 2 "$D/scale-str.h5: dataset /features: attribute 'scale' has type string; expected a number" \
+  --set data.train_images="$D/scale-str.h5" "${h5[@]}"
+"$MAKE_H5_CASE" labels-bool "$D/bool.h5"
+bad 3 "$D/bool.h5: dataset /labels holds bool (an HDF5 enum FALSE/TRUE, as h5py writes numpy bools) values" \
+  --set data.train_images="$D/bool.h5" "${h5[@]}"
+"$MAKE_H5_CASE" labels-enum "$D/enum.h5"
+bad 2 "$D/enum.h5: dataset /labels holds enum (an HDF5 enumeration of int8: shirt, shoe, bag, coat) values" \
+  --set data.test_images="$D/enum.h5" --set data.test_labels=
+LABEL_TYPE=u64 make_h5 "$D/u64.h5" 64 16 "[0.25] * (n * d)" "[2**63 + 5 if i == 6 else i % 4 for i in range(n)]"
+bad 2 "$D/u64.h5: dataset /labels: row 6: label 9223372036854775813 is outside [0, 4)" \
+  --set data.train_images="$D/u64.h5" "${h5[@]}"
 
 # ---- config -------------------------------------------------------------------------------------
 printf '[trainer]\nepochs = 3\n' >"$WORK/section.toml"
@@ -126,6 +144,18 @@ bad 2 "key model.layers: element 1 is 0 (must be >= 1)" --set 'model.layers=[16,
 bad 2 "key optimizer.name: unknown value \"adamm\" (expected one of: sgd, momentum, adam" --set optimizer.name=adamm
 bad 2 "key model.activation: unknown value \"relu6\"" --set model.activation=relu6
 bad 2 "key schedule.kind: unknown value \"linear\"" --set schedule.kind=linear
+# Ranges from the update formulas, in single precision (beta1 = 1 used to pass and give NaN at step 2).
+bad 2 "key optimizer.beta1: must be < 1, got 1.0" --set optimizer.beta1=1
+bad 3 "key optimizer.beta2: must be < 1, got 0.99999999, which rounds to 1.0 in single precision" \
+  --set optimizer.beta2=0.99999999
+bad 2 "key optimizer.momentum: must be < 1, got 1.0" --set optimizer.name=momentum --set optimizer.momentum=1
+bad 2 "key optimizer.alpha: must be < 1, got 1.0" --set optimizer.name=rmsprop --set optimizer.alpha=1
+bad 2 "key optimizer.lr: must be 0 or at least 1.17549e-38 in magnitude" --set optimizer.lr=1e-40
+bad 2 "schedule.min_lr: 0.01 is above optimizer.lr = 0.001: the cosine schedule decays from lr down to min_lr" \
+  --set schedule.kind=cosine --set schedule.min_lr=0.01
+bad 2 "optimizer.weight_decay: 2 with optimizer.lr = 0.5 scales the weights by 1 - lr * weight_decay = 0 each step" \
+  --set optimizer.name=adamw --set optimizer.lr=0.5 --set optimizer.weight_decay=2
+bad 2 "key model.layers: element 1 is 2147483648 (must be <= 2147483647)" --set 'model.layers=[16, 2147483648, 4]'
 CONFIG=$WORK bad 2 "config file $WORK: cannot be read: not a regular file (it is a directory)"
 CONFIG=$WORK/absent.toml bad 2 "config file $WORK/absent.toml: cannot be read (no such file)"
 # A checkpoint directory that cannot be written: a regular file in its path (as root, permission
@@ -144,6 +174,51 @@ if mount -t tmpfs -o ro,size=1m tmpfs "$WORK/ro" 2>/dev/null; then
   umount "$WORK/ro"
   trap 'rm -rf "$WORK"' EXIT
 fi
+
+# ---- sizes that cannot fit: rejected before anything is allocated, naming the key and the bytes ---
+# (They ended as "std::bad_alloc", exit 1.) The sizes are far beyond any machine's memory; the 2
+# ranks of a 2-rank job share this host's.
+bad 2 "data.eval_batch = 2147483647: the run needs " --set data.eval_batch=2147483647
+expect_err "of host memory per rank"
+expect_err "for the 2 ranks on this host, more than the "
+expect_err "(MemTotal in /proc/meminfo): evaluation activations for 2147483647 rows"
+# New runs (resuming refuses another batch or model first): no run directory is created.
+bad_new() {
+  local np=$1 text=$2 fresh=$WORK/fresh
+  shift 2
+  rm -rf "$fresh"
+  run_ranks "$np" "$LIMIT" train --config "$WORK/base.toml" --run-dir "$fresh" "$@"
+  [ "$RC" -ne 124 ] && [ "$RC" -ne 137 ] || fail "hang: still running after $LIMIT s: $*"$'\n'"stderr: $ERR"
+  expect_every_rank "$np" 2
+  expect_one_error "$text"
+  [ ! -e "$fresh" ] || fail "a rejected run created its run directory: $*"
+  cases=$((cases + 1))
+}
+bad_new 2 "train.batch_size = 4000000000: the run needs " --set train.batch_size=4000000000 \
+  --set 'model.layers=[16, 4096, 4]'
+expect_err "training activations for 2000000000 rows per rank"
+bad_new 3 "model.layers = [16, 10000000, 10000000, 4]: the run needs " \
+  --set 'model.layers=[16, 10000000, 10000000, 4]'
+expect_err "bytes) of host memory per rank"
+bad_new 2 "model.layers = [16, 2147483647, 2147483647, 2147483647, 4]: the run needs more than 2^64 bytes" \
+  --set 'model.layers=[16, 2147483647, 2147483647, 2147483647, 4]'
+# Sizes the plan lets through (1.7 GiB), under an address-space limit (ulimit -v, as batch
+# systems set): the allocation that fails says what it was for. One rank without mpirun, whose
+# daemons would run under the limit too.
+rm -rf "$WORK/fresh"
+set +e
+(ulimit -v 1000000 && timeout -k 5 "$LIMIT" "$LOCKSTEP" train --config "$WORK/base.toml" --run-dir "$WORK/fresh" \
+  --set 'model.layers=[16, 2000000, 4]' --set data.eval_batch=1 >"$WORK/out" 2>"$WORK/err")
+RC=$?
+set -e
+ERR=$(cat "$WORK/err")
+OUT=$(cat "$WORK/out")
+expect_rc 2 "an allocation failing under ulimit -v"
+expect_one_error "out of memory while allocating the "
+expect_err "of host memory could not be allocated"
+expect_err "(address-space limit, ulimit -v: 976.6 MiB)"
+[ ! -e "$WORK/fresh" ] || fail "a failed allocation left a run directory"
+cases=$((cases + 1))
 
 # ---- launch: one rank while the launcher says it started several (PMI mismatch) -------------------
 # A singleton (no mpirun: as srun with a mismatched PMI starts each task, or a batch script that

@@ -43,6 +43,18 @@ set +e; msg=$(bash tests/slurm/env_documented.sh "$work/sample.sh" 2>&1); rc=$?;
 grep -q "sample.sh: BAR BAZ FOO$" <<<"$msg" || fail "the checker's list: $msg"
 echo "ok: the checker flags undocumented variables"
 
+# --- run-local.sh: a bad rank count is refused before anything is installed or built -------------
+for args in "-n" "-n abc" "-n 0"; do
+  # shellcheck disable=SC2086
+  set +e; msg=$(bash jobs/run-local.sh $args 2>&1); rc=$?; set -e
+  [ "$rc" -eq 2 ] && grep -q "^jobs/run-local.sh: -n needs a number of ranks >= 1, got '" <<<"$msg" ||
+    fail "run-local.sh $args: rc $rc: $msg"
+done
+set +e; msg=$(LOCKSTEP_RANKS=two bash jobs/run-local.sh 2>&1); rc=$?; set -e
+[ "$rc" -eq 2 ] && grep -q "LOCKSTEP_RANKS needs a number of ranks >= 1, got 'two'" <<<"$msg" ||
+  fail "run-local.sh with LOCKSTEP_RANKS=two: rc $rc: $msg"
+echo "ok: run-local.sh refuses a bad rank count"
+
 # --- train.sbatch outside a job ------------------------------------------------------------------
 set +e; msg=$(bash jobs/slurm/train.sbatch cfg.toml runs/x 2>&1); rc=$?; set -e
 [ "$rc" -eq 2 ] && grep -q "submit this script with sbatch" <<<"$msg" || fail "train.sbatch outside a job: rc $rc: $msg"

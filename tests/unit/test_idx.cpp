@@ -163,7 +163,10 @@ TEST(Idx, DataForOneImageFewerThanTheHeaderPromises) {
   for (bool gz : {false, true}) {
     const std::string path = dir.file(gz ? "short.gz" : "short.idx");
     write_bytes(path, idx_bytes(0x08, {60, 4, 4}, payload), gz);
-    EXPECT_TRUE(throws_user_error([&] { read_idx(path); }, {path, "truncated", "promises 60 items", "enough for 59 items"}));
+    // The header is not counted as data (it read "the data has 960 bytes").
+    EXPECT_TRUE(throws_user_error([&] { read_idx(path); },
+                                  {path, "truncated", "promises 60 items (976 bytes with the 16-byte header)",
+                                   "there are 960 bytes, the header and 944 bytes of data: enough for 59 items"}));
   }
 }
 
