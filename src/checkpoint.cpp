@@ -222,6 +222,9 @@ void check_trainer_state(const CheckpointData& ck, bool has_sample_position, int
   require_nonneg(s.epoch_samples, "epoch_samples");
   require_nonneg(s.epoch_correct, "epoch_correct");
   require_nonneg(s.early.bad_epochs, "early_stop_bad_epochs");
+  LOCKSTEP_REQUIRE(!has_sample_position || sample_position == s.step_in_epoch * ck.global_batch,
+                   "trainer/sample_position (", sample_position, ") is not step_in_epoch * global_batch (",
+                   s.step_in_epoch, " * ", ck.global_batch, ")");
   LOCKSTEP_REQUIRE(s.epoch_correct <= s.epoch_samples, "trainer/epoch_correct (", s.epoch_correct,
                    ") exceeds trainer/epoch_samples (", s.epoch_samples, ")");
   LOCKSTEP_REQUIRE(s.epoch_samples <= s.step_in_epoch * ck.global_batch, "trainer/epoch_samples (", s.epoch_samples,
@@ -232,9 +235,6 @@ void check_trainer_state(const CheckpointData& ck, bool has_sample_position, int
                    s.step_in_epoch, ")");
   LOCKSTEP_REQUIRE(ck.optimizer_step >= 0 && ck.optimizer_step <= s.global_step, "optimizer/step (",
                    ck.optimizer_step, ") is outside [0, trainer/global_step = ", s.global_step, "]");
-  LOCKSTEP_REQUIRE(!has_sample_position || sample_position == s.step_in_epoch * ck.global_batch,
-                   "trainer/sample_position (", sample_position, ") is not step_in_epoch * global_batch (",
-                   s.step_in_epoch, " * ", ck.global_batch, ")");
   LOCKSTEP_REQUIRE(std::isfinite(s.epoch_loss) && s.epoch_loss >= 0, "trainer/epoch_loss_sum is ", s.epoch_loss,
                    " (must be finite and >= 0)");
   LOCKSTEP_REQUIRE(std::isfinite(ck.lr) && ck.lr >= 0, "trainer/lr is ", ck.lr, " (must be finite and >= 0)");
