@@ -1,7 +1,6 @@
 // `lockstep train` (and `lockstep distill`, which adds a teacher): load and check everything
 // collectively (config, resume point, teacher, init checkpoint, data, teacher-logits cache),
 // then train and report.
-#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -160,40 +159,6 @@ int run_train(Comm& comm, const TrainArgs& a) {
         fingerprint = fingerprint_of(data);
       },
       std::cerr);
-  // What defines the run must match the checkpoint: the config's defining keys, the data and the
-  // position they give (checked here, with the data known, before anything expensive starts).
-  const int64_t steps_per_epoch =
-      Sharder(data.train->size(), cfg.train.batch_size, cfg.train.drop_last, cfg.run.seed).steps_per_epoch();
-  const std::string resumed_line =
-      resuming ? fmt("resuming from ", resume_path, ": epoch ", ck.trainer.epoch + 1, ", step ", ck.trainer.global_step,
-                     ", sample ", ck.trainer.step_in_epoch * ck.global_batch, " of the epoch (saved on ",
-                     ck.world_size, " rank(s))")
-               : std::string();
-  if (resuming) {
-    collectively(
-        comm,
-        [&] {
-          ResumeFacts now;
-          now.data = fingerprint;
-          now.steps_per_epoch = steps_per_epoch;
-          const std::string diff = resume_incompatibilities(ck, cfg, &now);
-          LOCKSTEP_REQUIRE(diff.empty(), "cannot resume from ", resume_path,
-                           ": settings that define the run differ (docs/checkpoint-format.md lists those that may "
-                           "change):", diff);
-        },
-        std::cerr);
-    // A finished run resumed (a requeue after the end, --resume auto once more): say so, write nothing.
-    const int64_t all = cfg.train.epochs * steps_per_epoch;
-    const std::string done = nothing_left_to_do(cfg, ck.trainer, cfg.train.max_steps > 0 ? std::min(all, cfg.train.max_steps) : all);
-    if (!done.empty()) {
-      if (root) {
-        for (const std::string& n : notes) std::cout << n << "\n";
-        std::cout << resumed_line << "\n" << done << std::endl;
-      }
-      return exit_code::ok;
-    }
-  }
-
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
   collectively(comm, [&] { backend = make_backend(cfg, comm, &std::cout); }, std::cerr);
@@ -226,13 +191,38 @@ int run_train(Comm& comm, const TrainArgs& a) {
   Checkpointer checkpointer(comm, ckdir, cfg.checkpoint.keep, root ? &std::cout : nullptr);
   opts.checkpointer = &checkpointer;
   std::unique_ptr<Trainer> trainer;
-  collectively(
-      comm,
-      [&] {
-        trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts);
-        if (resuming) trainer->restore(ck);
-      },
-      std::cerr);
+  collectively(comm, [&] { trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts); }, std::cerr);
+  const std::string resumed_line =
+      resuming ? fmt("resuming from ", resume_path, ": epoch ", ck.trainer.epoch + 1, ", step ", ck.trainer.global_step,
+                     ", sample ", ck.trainer.step_in_epoch * ck.global_batch, " of the epoch (saved on ",
+                     ck.world_size, " rank(s))")
+               : std::string();
+  if (resuming) {
+    // What defines the run must match the checkpoint: the config's defining keys, the data and
+    // the position they give (everything is loaded, so bad input was reported first).
+    collectively(
+        comm,
+        [&] {
+          ResumeFacts now;
+          now.data = fingerprint;
+          now.steps_per_epoch = trainer->sharder().steps_per_epoch();
+          const std::string diff = resume_incompatibilities(ck, cfg, &now);
+          LOCKSTEP_REQUIRE(diff.empty(), "cannot resume from ", resume_path,
+                           ": settings that define the run differ (docs/checkpoint-format.md lists those that may "
+                           "change):", diff);
+          trainer->restore(ck);
+        },
+        std::cerr);
+    // A finished run resumed (a requeue after the end, --resume auto once more): say so, write nothing.
+    const std::string done = nothing_left_to_do(cfg, trainer->state(), trainer->total_steps());
+    if (!done.empty()) {
+      if (root) {
+        for (const std::string& n : notes) std::cout << n << "\n";
+        std::cout << resumed_line << "\n" << done << std::endl;
+      }
+      return exit_code::ok;
+    }
+  }
   // Everything is checked: now the run directory is written.
   collectively(
       comm,
