@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <utility>
 
 #include "cmd_train_start.hpp"
 #include "commands.hpp"
@@ -66,7 +67,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
   const bool root = comm.rank() == 0;
   const std::string command = a.distill ? "distill" : "train";
   std::vector<std::string> notes;  // rank 0: lines for the log, printed with the banner
-  const StoredConfig stored = stored_config_for(comm, a);
+  StoredConfig stored = stored_config_for(comm, a);
   Config cfg;
   collectively(
       comm,
@@ -131,7 +132,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
         comm,
         [&] {
           if (!root) return;
-          ck = stored.checkpoint == resume_path ? stored.ck
+          ck = stored.checkpoint == resume_path ? std::move(stored.ck)
                                                 : read_checkpoint_or_offer_previous(resume_path, "resume from it with --resume ");
           if (ck.checksums_missing > 0)
             notes.push_back(fmt("note: ", resume_path, " was written without checksums (", ck.checksums_missing,
