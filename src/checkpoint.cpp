@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "lockstep/checksum.hpp"
 #include "lockstep/h5.hpp"
 #include "lockstep/transfer.hpp"
 #include "lockstep/version.hpp"
@@ -30,6 +32,68 @@ std::string parent_dir(const std::string& path) {
   return p.empty() ? "." : p.string();
 }
 
+// Checksums (docs/checkpoint-format.md, "Checksums"): every dataset carries a `checksum`
+// attribute, FNV-1a 64 over its values as 8-byte little-endian words, in 16 hex digits; /trainer
+// and /optimizer carry one over their scalars in a fixed order. A reader recomputes and compares.
+std::string values_checksum(const void* data, size_t bytes) { return hex64(fnv1a64_words(data, bytes)); }
+
+struct ScalarBytes {
+  std::vector<unsigned char> bytes;
+  template <typename T>
+  ScalarBytes& add(T v) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&v);
+    bytes.insert(bytes.end(), p, p + sizeof v);
+    return *this;
+  }
+  ScalarBytes& add(const std::string& v) {
+    add(static_cast<int64_t>(v.size()));
+    bytes.insert(bytes.end(), v.begin(), v.end());
+    return *this;
+  }
+  std::string checksum() const { return values_checksum(bytes.data(), bytes.size()); }
+};
+
+// /trainer's attributes (and the root's world_size and global_batch, which position depends on).
+std::string trainer_checksum(const CheckpointData& ck) {
+  const TrainerState& s = ck.trainer;
+  ScalarBytes b;
+  b.add(ck.world_size).add(ck.global_batch).add(s.epoch).add(s.step_in_epoch).add(s.step_in_epoch * ck.global_batch);
+  b.add(s.global_step).add(ck.lr).add(s.epoch_loss).add(s.epoch_correct).add(s.epoch_samples).add(s.early.best);
+  b.add(static_cast<int64_t>(s.early.has_best)).add(s.early.bad_epochs).add(static_cast<int64_t>(ck.seed));
+  return b.checksum();
+}
+
+std::string optimizer_checksum(const CheckpointData& ck) {
+  const OptimizerConfig& o = ck.optimizer;
+  ScalarBytes b;
+  b.add(to_string(o.name)).add(ck.optimizer_step).add(o.lr).add(o.momentum).add(static_cast<int64_t>(o.nesterov));
+  b.add(o.beta1).add(o.beta2).add(o.eps).add(o.alpha).add(o.weight_decay).add(o.clip_norm);
+  return b.checksum();
+}
+
+void set_checksum(hid_t parent, const std::string& name, const std::string& sum) {
+  h5::Handle obj(LOCKSTEP_H5_CHECK(H5Oopen(parent, name.c_str(), H5P_DEFAULT), "cannot open ", name));
+  h5::set_attr(obj.get(), "checksum", sum);
+}
+
+void write_checked(hid_t parent, const std::string& name, const float* data, const std::vector<hsize_t>& dims) {
+  h5::write(parent, name, data, dims);
+  size_t n = 1;
+  for (hsize_t d : dims) n *= static_cast<size_t>(d);
+  set_checksum(parent, name, values_checksum(data, n * sizeof(float)));
+}
+void write_checked(hid_t parent, const std::string& name, const std::vector<float>& v) {
+  write_checked(parent, name, v.data(), {static_cast<hsize_t>(v.size())});
+}
+void write_checked(hid_t parent, const std::string& name, const std::vector<int64_t>& v) {
+  h5::write(parent, name, v);
+  set_checksum(parent, name, values_checksum(v.data(), v.size() * sizeof(int64_t)));
+}
+void write_checked_string(hid_t parent, const std::string& name, const std::string& text) {
+  h5::write_string(parent, name, text);
+  set_checksum(parent, name, values_checksum(text.data(), text.size()));
+}
+
 void write_contents(hid_t file, const CheckpointData& ck) {
   using namespace h5;
   set_attr(file, "kind", std::string("lockstep-checkpoint"));
@@ -38,7 +102,7 @@ void write_contents(hid_t file, const CheckpointData& ck) {
   set_attr(file, "created", ck.created);
   set_attr(file, "world_size", ck.world_size);
   set_attr(file, "global_batch", ck.global_batch);
-  write_string(file, "config", ck.config_toml);
+  write_checked_string(file, "config", ck.config_toml);
   if (!ck.notes.empty()) {
     Handle notes = create_group(file, "provenance");
     for (const auto& [k, v] : ck.notes) set_attr(notes.get(), k, v);
@@ -49,15 +113,15 @@ void write_contents(hid_t file, const CheckpointData& ck) {
   set_attr(model.get(), "num_layers", static_cast<int64_t>(n_layers));
   set_attr(model.get(), "num_params", static_cast<int64_t>(ck.params.size()));
   set_attr(model.get(), "activation", to_string(ck.activation));
-  write(model.get(), "widths", ck.layers);
+  write_checked(model.get(), "widths", ck.layers);
   size_t off = 0;
   for (size_t l = 0; l < n_layers; ++l) {
     const auto in = static_cast<hsize_t>(ck.layers[l]), out = static_cast<hsize_t>(ck.layers[l + 1]);
     Handle layer = create_group(model.get(), "layer_" + std::to_string(l));
     set_attr(layer.get(), "activation", to_string(l + 1 == n_layers ? Activation::none : ck.activation));
-    write(layer.get(), "weight", ck.params.data() + off, {out, in});
+    write_checked(layer.get(), "weight", ck.params.data() + off, {out, in});
     off += static_cast<size_t>(in * out);
-    write(layer.get(), "bias", ck.params.data() + off, {out});
+    write_checked(layer.get(), "bias", ck.params.data() + off, {out});
     off += static_cast<size_t>(out);
   }
 
@@ -75,9 +139,10 @@ void write_contents(hid_t file, const CheckpointData& ck) {
   set_attr(opt.get(), "weight_decay", o.weight_decay);
   set_attr(opt.get(), "clip_norm", o.clip_norm);
   // Frozen layers (init.freeze) have no optimizer state: the buffers skip them.
-  if (!ck.frozen_layers.empty()) write(opt.get(), "frozen_layers", ck.frozen_layers);
+  if (!ck.frozen_layers.empty()) write_checked(opt.get(), "frozen_layers", ck.frozen_layers);
   const auto names = optimizer_state_names(o.name);
-  for (size_t i = 0; i < names.size(); ++i) write(opt.get(), names[i], ck.optimizer_state.at(i));
+  for (size_t i = 0; i < names.size(); ++i) write_checked(opt.get(), names[i], ck.optimizer_state.at(i));
+  set_attr(opt.get(), "checksum", optimizer_checksum(ck));
 
   Handle tr = create_group(file, "trainer");
   const TrainerState& s = ck.trainer;
@@ -97,7 +162,82 @@ void write_contents(hid_t file, const CheckpointData& ck) {
   set_attr(rng.get(), "algorithm", std::string("xoshiro256** seeded by splitmix64(seed, stream, index)"));
   set_attr(rng.get(), "seed", static_cast<int64_t>(ck.seed));
   set_attr(rng.get(), "epoch", s.epoch);
-  write_string(file, "metrics", ck.last_metrics_json);
+  set_attr(tr.get(), "checksum", trainer_checksum(ck));
+  write_checked_string(file, "metrics", ck.last_metrics_json);
+  if (ck.data.known()) {
+    Handle data = create_group(file, "data");
+    set_attr(data.get(), "train_samples", ck.data.train_samples);
+    set_attr(data.get(), "train_checksum", ck.data.train);
+    set_attr(data.get(), "test_samples", ck.data.test_samples);
+    set_attr(data.get(), "test_checksum", ck.data.test);
+  }
+}
+
+// Verifies what read_checkpoint reads against the stored checksums, counting those present.
+struct Verifier {
+  int64_t verified = 0, missing = 0;
+  // obj_path names the object in messages ("/optimizer/exp_avg"); name is relative to parent ("" : parent itself).
+  void check(hid_t parent, const std::string& name, const std::string& obj_path, const std::string& computed,
+             const char* kind = "dataset") {
+    h5::Handle obj(name.empty() ? H5I_INVALID_HID
+                                : LOCKSTEP_H5_CHECK(H5Oopen(parent, name.c_str(), H5P_DEFAULT), "cannot open ", obj_path));
+    const hid_t id = name.empty() ? parent : obj.get();
+    if (!h5::has_attr(id, "checksum")) {
+      ++missing;
+      return;
+    }
+    const std::string stored = h5::attr_string(id, "checksum");
+    LOCKSTEP_REQUIRE(stored == computed, kind, " ", obj_path, ": checksum mismatch (stored ", stored, ", computed ",
+                     computed, "); the file is damaged");
+    ++verified;
+  }
+};
+
+// A checkpoint holds finite weights and optimizer state; a NaN or inf there is damage (or a
+// diverged run saved), reported as bad input naming the dataset, never trained on.
+void require_finite(const std::vector<float>& v, const std::string& obj_path, int64_t columns) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (std::isfinite(v[i])) continue;
+    const auto c = static_cast<int64_t>(columns);
+    const std::string where = c > 1 ? fmt("[", static_cast<int64_t>(i) / c, ", ", static_cast<int64_t>(i) % c, "]")
+                                    : fmt("[", i, "]");
+    throw UserError(fmt("dataset ", obj_path, ": element ", where, " is ", std::isnan(v[i]) ? "NaN" : "infinite",
+                        "; a checkpoint holds finite weights and optimizer state, so this file is damaged (or was "
+                        "saved from a diverged run)"));
+  }
+}
+
+// The trainer position and counters must be possible; a damaged or edited file is refused here
+// rather than reported later as a strange epoch or a training failure.
+void check_trainer_state(const CheckpointData& ck, bool has_sample_position, int64_t sample_position) {
+  const TrainerState& s = ck.trainer;
+  auto require_nonneg = [](int64_t v, const char* name) {
+    LOCKSTEP_REQUIRE(v >= 0, "trainer/", name, " is ", v, " (must be >= 0)");
+  };
+  LOCKSTEP_REQUIRE(ck.world_size >= 1, "world_size is ", ck.world_size, " (must be >= 1)");
+  LOCKSTEP_REQUIRE(ck.global_batch >= 1, "global_batch is ", ck.global_batch, " (must be >= 1)");
+  require_nonneg(s.epoch, "epoch");
+  require_nonneg(s.step_in_epoch, "step_in_epoch");
+  require_nonneg(s.global_step, "global_step");
+  require_nonneg(s.epoch_samples, "epoch_samples");
+  require_nonneg(s.epoch_correct, "epoch_correct");
+  require_nonneg(s.early.bad_epochs, "early_stop_bad_epochs");
+  LOCKSTEP_REQUIRE(!has_sample_position || sample_position == s.step_in_epoch * ck.global_batch,
+                   "trainer/sample_position (", sample_position, ") is not step_in_epoch * global_batch (",
+                   s.step_in_epoch, " * ", ck.global_batch, ")");
+  LOCKSTEP_REQUIRE(s.epoch_correct <= s.epoch_samples, "trainer/epoch_correct (", s.epoch_correct,
+                   ") exceeds trainer/epoch_samples (", s.epoch_samples, ")");
+  LOCKSTEP_REQUIRE(s.epoch_samples <= s.step_in_epoch * ck.global_batch, "trainer/epoch_samples (", s.epoch_samples,
+                   ") exceeds the ", s.step_in_epoch, " steps of ", ck.global_batch, " samples taken in the epoch");
+  // Every epoch takes at least one step.
+  LOCKSTEP_REQUIRE(s.global_step >= s.epoch + s.step_in_epoch, "trainer/global_step (", s.global_step,
+                   ") is fewer than the steps its position implies (epoch ", s.epoch, ", step_in_epoch ",
+                   s.step_in_epoch, ")");
+  LOCKSTEP_REQUIRE(ck.optimizer_step >= 0 && ck.optimizer_step <= s.global_step, "optimizer/step (",
+                   ck.optimizer_step, ") is outside [0, trainer/global_step = ", s.global_step, "]");
+  LOCKSTEP_REQUIRE(std::isfinite(s.epoch_loss) && s.epoch_loss >= 0, "trainer/epoch_loss_sum is ", s.epoch_loss,
+                   " (must be finite and >= 0)");
+  LOCKSTEP_REQUIRE(std::isfinite(ck.lr) && ck.lr >= 0, "trainer/lr is ", ck.lr, " (must be finite and >= 0)");
 }
 
 }  // namespace
@@ -177,17 +317,34 @@ CheckpointData read_checkpoint(const std::string& path) {
       }
     }
 
+    Verifier verify;
+    verify.check(f, "config", "/config", values_checksum(ck.config_toml.data(), ck.config_toml.size()));
+    verify.check(f, "metrics", "/metrics", values_checksum(ck.last_metrics_json.data(), ck.last_metrics_json.size()));
     Handle model = open_group(f, "model");
     ck.layers = read_int64s(model.get(), "widths");
+    verify.check(model.get(), "widths", "/model/widths", values_checksum(ck.layers.data(), ck.layers.size() * sizeof(int64_t)));
+    LOCKSTEP_REQUIRE(ck.layers.size() >= 2, "model/widths has ", ck.layers.size(), " entries (needs at least 2)");
+    for (size_t i = 0; i < ck.layers.size(); ++i)
+      LOCKSTEP_REQUIRE(ck.layers[i] >= 1 && ck.layers[i] <= (int64_t{1} << 32), "model/widths: element ", i, " is ",
+                       ck.layers[i]);
     const std::string act = attr_string(model.get(), "activation");
     LOCKSTEP_REQUIRE(from_string(act, ck.activation), "model: unknown activation '", act, "'");
     for (size_t l = 0; l + 1 < ck.layers.size(); ++l) {
-      Handle layer = open_group(model.get(), "layer_" + std::to_string(l));
+      const std::string name = "layer_" + std::to_string(l);
+      if (!exists(model.get(), name)) throw UserError(fmt("missing group /model/", name));
+      Handle layer = open_group(model.get(), name);
+      for (const char* part : {"weight", "bias"})
+        if (!exists(layer.get(), part)) throw UserError(fmt("missing dataset /model/", name, "/", part));
       const auto w = read_floats(layer.get(), "weight");
       const auto b = read_floats(layer.get(), "bias");
       LOCKSTEP_REQUIRE(w.size() == static_cast<size_t>(ck.layers[l] * ck.layers[l + 1]) &&
                            b.size() == static_cast<size_t>(ck.layers[l + 1]),
                        "layer_", l, " has shapes that disagree with model/widths");
+      const std::string at = "/model/" + name + "/";
+      verify.check(layer.get(), "weight", at + "weight", values_checksum(w.data(), w.size() * sizeof(float)));
+      verify.check(layer.get(), "bias", at + "bias", values_checksum(b.data(), b.size() * sizeof(float)));
+      require_finite(w, at + "weight", ck.layers[l]);
+      require_finite(b, at + "bias", 1);
       ck.params.insert(ck.params.end(), w.begin(), w.end());
       ck.params.insert(ck.params.end(), b.begin(), b.end());
     }
@@ -206,15 +363,31 @@ CheckpointData read_checkpoint(const std::string& path) {
     o.alpha = attr_double(opt.get(), "alpha");
     o.weight_decay = attr_double(opt.get(), "weight_decay");
     o.clip_norm = attr_double(opt.get(), "clip_norm");
-    if (exists(opt.get(), "frozen_layers")) ck.frozen_layers = read_int64s(opt.get(), "frozen_layers");
+    verify.check(opt.get(), "", "/optimizer", optimizer_checksum(ck), "the attributes of");
+    if (exists(opt.get(), "frozen_layers")) {
+      ck.frozen_layers = read_int64s(opt.get(), "frozen_layers");
+      verify.check(opt.get(), "frozen_layers", "/optimizer/frozen_layers",
+                   values_checksum(ck.frozen_layers.data(), ck.frozen_layers.size() * sizeof(int64_t)));
+    }
     for (int64_t l : ck.frozen_layers)
       LOCKSTEP_REQUIRE(l >= 0 && l + 1 < static_cast<int64_t>(ck.layers.size()), "optimizer/frozen_layers: layer ", l,
                        " does not exist");
     const size_t trainable = trainable_count(ck.layers, ck.frozen_layers);
     for (const auto& name : optimizer_state_names(o.name)) {
+      const std::string at = "/optimizer/" + name;
+      if (!exists(opt.get(), name)) throw UserError(fmt("missing dataset ", at, " (the ", opt_name, " optimizer's state)"));
       ck.optimizer_state.push_back(read_floats(opt.get(), name));
-      LOCKSTEP_REQUIRE(ck.optimizer_state.back().size() == trainable, "optimizer/", name, " has ",
-                       ck.optimizer_state.back().size(), " values for ", trainable, " trainable parameters");
+      const std::vector<float>& v = ck.optimizer_state.back();
+      LOCKSTEP_REQUIRE(v.size() == trainable, "optimizer/", name, " has ", v.size(), " values for ", trainable,
+                       " trainable parameters");
+      verify.check(opt.get(), name, at, values_checksum(v.data(), v.size() * sizeof(float)));
+      require_finite(v, at, 1);
+      // Running sums and averages of squared gradients are never negative.
+      if (name == "exp_avg_sq" || name == "sum_sq" || name == "square_avg") {
+        const auto neg = std::find_if(v.begin(), v.end(), [](float x) { return x < 0.0f; });
+        LOCKSTEP_REQUIRE(neg == v.end(), "dataset ", at, ": element [", neg - v.begin(), "] is negative (", *neg,
+                         "), which a sum of squares cannot be: the file is damaged");
+      }
     }
 
     Handle tr = open_group(f, "trainer");
@@ -231,6 +404,20 @@ CheckpointData read_checkpoint(const std::string& path) {
     ck.lr = attr_double(tr.get(), "lr");
     Handle rng = open_group(tr.get(), "rng");
     ck.seed = static_cast<uint64_t>(attr_int(rng.get(), "seed"));
+    const bool has_position = has_attr(tr.get(), "sample_position");
+    const int64_t position = has_position ? attr_int(tr.get(), "sample_position") : 0;
+    verify.check(tr.get(), "", "/trainer", trainer_checksum(ck), "the attributes of");
+    // Files without checksums (and a consistent edit of one) still meet the range checks.
+    check_trainer_state(ck, has_position, position);
+    if (exists(f, "data")) {
+      Handle data = open_group(f, "data");
+      ck.data.train_samples = attr_int(data.get(), "train_samples");
+      ck.data.train = attr_string(data.get(), "train_checksum");
+      ck.data.test_samples = attr_int(data.get(), "test_samples");
+      ck.data.test = attr_string(data.get(), "test_checksum");
+    }
+    ck.checksums_verified = verify.verified;
+    ck.checksums_missing = verify.missing;
   } catch (const UserError& e) {
     throw UserError(fmt("checkpoint ", path, ": ", e.what()));
   } catch (const Error& e) {
@@ -283,34 +470,12 @@ void broadcast_checkpoint(Comm& comm, CheckpointData& ck, int root) {
   bcast_pod(comm, ck.seed, root);
   bcast_pod(comm, ck.lr, root);
   comm.broadcast_string(ck.last_metrics_json, root);
-}
-
-std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg) {
-  std::string out;
-  auto differ = [&](const std::string& key, const std::string& saved, const std::string& now) {
-    if (saved != now) out += fmt("\n  ", key, ": checkpoint has ", saved, ", config has ", now);
-  };
-  auto widths = [](const std::vector<int64_t>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-    return s + "]";
-  };
-  differ("model.layers", widths(ck.layers), widths(cfg.model.layers));
-  differ("model.activation", to_string(ck.activation), to_string(cfg.model.activation));
-  differ("optimizer.name", to_string(ck.optimizer.name), to_string(cfg.optimizer.name));
-  differ("train.batch_size (global)", std::to_string(ck.global_batch), std::to_string(cfg.train.batch_size));
-  differ("run.seed (data order)", std::to_string(ck.seed), std::to_string(cfg.run.seed));
-  // The optimizer state covers only the layers that train.
-  std::vector<int64_t> freeze = cfg.init.freeze;
-  std::sort(freeze.begin(), freeze.end());
-  differ("init.freeze", widths(ck.frozen_layers), widths(freeze));
-  // A distilled run continues only as a distillation (and the reverse).
-  const bool distilled = ck.notes.count(kTeacherChecksumNote) > 0;
-  if (distilled != !cfg.distill.teacher.empty())
-    out += distilled ? fmt("\n  distill.teacher: the checkpoint was distilled from a teacher (checksum ",
-                           ck.notes.at(kTeacherChecksumNote), "), the config names none (--teacher)")
-                     : std::string("\n  distill.teacher: the checkpoint was not distilled, the config names a teacher");
-  return out;
+  bcast_pod(comm, ck.data.train_samples, root);
+  comm.broadcast_string(ck.data.train, root);
+  bcast_pod(comm, ck.data.test_samples, root);
+  comm.broadcast_string(ck.data.test, root);
+  bcast_pod(comm, ck.checksums_verified, root);
+  bcast_pod(comm, ck.checksums_missing, root);
 }
 
 }  // namespace lockstep

@@ -23,9 +23,12 @@ namespace {
 constexpr const char* kPrefix = "step-";
 constexpr const char* kSuffix = ".h5";
 
+// step-<digits>.h5 exactly: a user's step-000000200-keep.h5 beside them is not ours to prune.
 bool is_checkpoint_name(const std::string& name) {
-  return name.rfind(kPrefix, 0) == 0 && name.size() > 8 && name.compare(name.size() - 3, 3, kSuffix) == 0 &&
-         name.find(".tmp") == std::string::npos;
+  const size_t p = std::strlen(kPrefix), s = std::strlen(kSuffix);
+  if (name.size() <= p + s || name.rfind(kPrefix, 0) != 0 || name.compare(name.size() - s, s, kSuffix) != 0) return false;
+  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(p), name.end() - static_cast<std::ptrdiff_t>(s),
+                     [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // best.h5 becomes the same file as `target` (a hard link, renamed into place); where links are
@@ -59,11 +62,29 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   return out;
 }
 
-std::string latest_checkpoint(const std::string& dir) {
-  std::ifstream f(dir + "/latest");
-  std::string name;
-  if (!(f >> name)) return "";
-  return dir + "/" + name;
+LatestPointer read_latest(const std::string& dir) {
+  LatestPointer p;
+  const std::string file = dir + "/latest";
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(file, ec))) return p;
+  if (!fs::is_regular_file(file, ec)) {
+    p.state = LatestPointer::State::not_a_name;
+    p.name = "(not a regular file)";
+    return p;
+  }
+  std::ifstream f(file);
+  std::getline(f, p.name);
+  const auto first = p.name.find_first_not_of(" \t\r");
+  const auto last = p.name.find_last_not_of(" \t\r");
+  p.name = first == std::string::npos ? "" : p.name.substr(first, last - first + 1);
+  if (p.name.empty()) p.state = LatestPointer::State::empty;
+  else if (p.name.find('/') != std::string::npos || p.name == "." || p.name == "..") p.state = LatestPointer::State::not_a_name;
+  else if (!fs::is_regular_file(dir + "/" + p.name, ec)) p.state = LatestPointer::State::dangling;
+  else {
+    p.state = LatestPointer::State::ok;
+    p.path = dir + "/" + p.name;
+  }
+  return p;
 }
 
 int remove_checkpoint_temporaries(const std::string& dir) {
@@ -75,15 +96,49 @@ int remove_checkpoint_temporaries(const std::string& dir) {
   return n;
 }
 
-std::string resolve_resume(const std::string& arg, const std::string& dir) {
-  if (arg == "auto") return fs::exists(dir) ? latest_checkpoint(dir) : "";
-  LOCKSTEP_REQUIRE(fs::exists(arg), "--resume ", arg, ": no such file or directory");
-  if (fs::is_directory(arg)) {
-    const std::string latest = latest_checkpoint(arg);
-    LOCKSTEP_REQUIRE(!latest.empty(), "--resume ", arg, ": the directory has no `latest` checkpoint pointer");
-    return latest;
+ResumePoint find_resume_point(const std::string& dir, const std::string& what) {
+  using State = LatestPointer::State;
+  const LatestPointer latest = read_latest(dir);
+  if (latest.state == State::ok) return {latest.path, ""};
+  std::string why;
+  switch (latest.state) {
+    case State::missing: why = fmt(dir, "/latest is missing"); break;
+    case State::empty: why = fmt(dir, "/latest is empty"); break;
+    case State::not_a_name:
+      why = fmt(dir, "/latest holds \"", latest.name, "\", which is not the name of a file in the directory");
+      break;
+    case State::dangling: why = fmt(dir, "/latest names ", latest.name, ", which does not exist"); break;
+    case State::ok: break;
   }
-  return arg;
+  const std::vector<std::string> steps = list_checkpoints(dir);
+  if (steps.empty()) {
+    LOCKSTEP_REQUIRE(latest.state == State::missing, what, ": ", why,
+                     ", and the directory holds no step-*.h5 checkpoint to fall back on");
+    return {};
+  }
+  // A lost or damaged pointer must not make the run start afresh over its checkpoints.
+  std::string first_error;
+  for (const std::string& path : steps) {
+    try {
+      read_checkpoint(path);
+      return {path, fmt(why, "; continuing from the newest checkpoint that reads: ", path)};
+    } catch (const UserError& e) {
+      if (first_error.empty()) first_error = e.what();
+    }
+  }
+  throw UserError(fmt(what, ": ", why, ", and none of the ", steps.size(),
+                      " step-*.h5 checkpoint(s) in the directory reads (the newest: ", first_error, ")"));
+}
+
+ResumePoint resolve_checkpoint_arg(const std::string& arg, const std::string& dir, const std::string& flag) {
+  if (arg == "auto") return fs::exists(dir) ? find_resume_point(dir, fmt(flag, " auto: checkpoint directory ", dir)) : ResumePoint{};
+  LOCKSTEP_REQUIRE(fs::exists(arg), flag, " ", arg, ": no such file or directory");
+  if (!fs::is_directory(arg)) return {arg, ""};
+  ResumePoint p = find_resume_point(arg, fmt(flag, " ", arg));
+  const std::string best = arg + "/best.h5";
+  LOCKSTEP_REQUIRE(!p.path.empty(), flag, " ", arg, ": the directory holds no checkpoint (no `latest`, no step-*.h5)",
+                   fs::exists(best) ? fmt("; it holds best.h5: name it, ", best) : std::string());
+  return p;
 }
 
 namespace {
@@ -104,14 +159,26 @@ std::string previous_readable(const std::string& path) {
 }
 }  // namespace
 
-CheckpointData read_checkpoint_or_offer_previous(const std::string& path) {
+CheckpointData read_checkpoint_or_offer_previous(const std::string& path, const std::string& how) {
   try {
     return read_checkpoint(path);
   } catch (const UserError& e) {
     const std::string offer = previous_readable(path);
     if (offer.empty()) throw;
-    throw UserError(fmt(e.what(), "\n  the previous checkpoint ", offer, " reads fine: resume from it with --resume ", offer));
+    throw UserError(fmt(e.what(), "\n  the previous checkpoint ", offer, " reads fine: ", how, offer));
   }
+}
+
+std::vector<std::string> existing_run_files(const std::string& run_dir, const std::string& checkpoint_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  auto present = [&](const std::string& p) { return fs::exists(fs::symlink_status(p, ec)); };
+  if (present(run_dir + "/metrics.jsonl")) out.push_back(run_dir + "/metrics.jsonl");
+  if (present(checkpoint_dir + "/latest")) out.push_back(checkpoint_dir + "/latest");
+  if (const size_t n = list_checkpoints(checkpoint_dir).size(); n > 0)
+    out.push_back(fmt(n, " step-*.h5 checkpoint", n == 1 ? "" : "s", " in ", checkpoint_dir));
+  if (present(checkpoint_dir + "/best.h5")) out.push_back(checkpoint_dir + "/best.h5");
+  return out;
 }
 
 Checkpointer::Checkpointer(Comm& comm, std::string dir, int64_t keep, std::ostream* log)

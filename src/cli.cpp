@@ -1,10 +1,12 @@
 // The command line: the top-level parser and the list of subcommands (each in a cmd_*.cpp).
 #include "cli.hpp"
 
+#include <exception>
 #include <sstream>
 
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
+#include "lockstep/config_agree.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
 #include "lockstep/version.hpp"
@@ -50,16 +52,35 @@ int run_cli(int argc, char** argv, Comm& comm) {
   add_info_commands(app, table);
   add_convert_command(app, table);
 
+  // Kept as thrown: app.exit() tells help and version requests from errors by their type.
+  std::exception_ptr parse_error;
+  std::string parse_message;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Every rank parses the same arguments; rank 0 speaks for all of them.
-    if (comm.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? exit_code::ok : exit_code::bad_input;
+    parse_error = std::current_exception();
+    parse_message = e.what();
   }
+  const CommandRunner* runner = nullptr;
+  std::string command;
   for (auto& [sub, run] : table.entries)
-    if (sub->parsed()) return run(comm);
-  return exit_code::bad_input;
+    if (!parse_error && sub->parsed()) {
+      runner = &run;
+      command = sub->get_name();
+    }
+  // The first collective of every command: the ranks agree that they run the same one (an MPMD
+  // launch can give them different command lines), before any of them starts its collectives.
+  agree_on_command(comm, command, parse_message, std::cerr);
+  if (parse_error) {
+    // Every rank failed to parse the same arguments; rank 0 speaks for all of them.
+    try {
+      std::rethrow_exception(parse_error);
+    } catch (const CLI::ParseError& e) {
+      if (comm.rank() == 0) app.exit(e);
+      return e.get_exit_code() == 0 ? exit_code::ok : exit_code::bad_input;
+    }
+  }
+  return runner ? (*runner)(comm) : exit_code::bad_input;
 }
 
 }  // namespace lockstep

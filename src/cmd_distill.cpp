@@ -11,8 +11,9 @@ void add_distill_command(CLI::App& app, CommandTable& table) {
   cmd->add_option("-t,--teacher", args->teacher, "teacher checkpoint (overrides distill.teacher)");
   add_config_options(cmd, *args);
   cmd->add_option("-r,--resume", args->resume,
-                  "continue from a checkpoint: auto (the run's latest, or a fresh start when there is none), "
-                  "a checkpoint file, or a checkpoint directory");
+                  "continue from a checkpoint: auto (the run's latest, or a fresh start when the run directory "
+                  "holds none), a checkpoint file, or a checkpoint directory; without --config the run's stored "
+                  "config is used (the checkpoint's, else the run directory's config.toml)");
   cmd->add_flag("--cache-teacher", args->cache_teacher,
                 "compute the teacher's logits for every training sample once into distill.cache (default "
                 "<run dir>/teacher-logits.h5; an existing matching file is reused), then train from it");

@@ -9,8 +9,10 @@
 
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
+#include "lockstep/check.hpp"
 #include "lockstep/checkpointer.hpp"
 #include "lockstep/checksum.hpp"
+#include "lockstep/config_agree.hpp"
 #include "lockstep/dataset.hpp"
 #include "lockstep/device.hpp"
 #include "lockstep/evaluate.hpp"
@@ -71,13 +73,15 @@ InferenceRate inference_rate(const Mlp& model, const DataSource& data, int64_t b
 int run_eval(Comm& comm, const EvalArgs& a) {
   const bool root = comm.rank() == 0;
   CheckpointData ck;
-  std::string path;
+  std::string path, note;
   collectively(
       comm,
       [&] {
         if (!root) return;
-        path = resolve_resume(a.checkpoint, "");
-        ck = read_checkpoint_or_offer_previous(path);
+        const ResumePoint p = resolve_checkpoint_arg(a.checkpoint, "", "--checkpoint");
+        path = p.path;
+        note = p.note;
+        ck = read_checkpoint_or_offer_previous(path, "evaluate it with --checkpoint ");
       },
       std::cerr);
   broadcast_checkpoint(comm, ck, 0);
@@ -95,6 +99,9 @@ int run_eval(Comm& comm, const EvalArgs& a) {
         validate_config(cfg, comm.size());
       },
       std::cerr);
+  // Before anything collective depends on them: every rank resolved the same config and arguments.
+  agree_on_config(comm, cfg, {{"command", "eval"}, {"--checkpoint", a.checkpoint},
+                              {"--time-inference", fmt(a.time_inference)}}, std::cerr);
   Datasets data;
   collectively(
       comm,
@@ -121,9 +128,14 @@ int run_eval(Comm& comm, const EvalArgs& a) {
       std::cerr);
   Mlp& model = *model_owner;
   Evaluator& evaluator = *evaluator_owner;
-  if (root)
+  if (root) {
+    if (!note.empty()) std::cout << note << "\n";
+    if (ck.checksums_missing > 0)
+      std::cout << "note: " << path << " was written without checksums (" << ck.checksums_missing
+                << " datasets and groups not verified)\n";
     std::cout << "checkpoint " << path << ": " << model_summary(cfg, model.num_params()) << ", step "
               << ck.trainer.global_step << std::endl;
+  }
   auto report = [&](const char* name, const std::shared_ptr<const DataSource>& d) {
     if (!d) return;
     const EvalResult r = evaluator.run(*d, comm);
@@ -154,16 +166,19 @@ int run_eval(Comm& comm, const EvalArgs& a) {
 
 int run_inspect(Comm& comm, const std::string& path_arg) {
   CheckpointData ck;
-  std::string path;
+  std::string path, resolve_note;
   collectively(
       comm,
       [&] {
         if (comm.rank() != 0) return;
-        path = resolve_resume(path_arg, "");
-        ck = read_checkpoint_or_offer_previous(path);
+        const ResumePoint p = resolve_checkpoint_arg(path_arg, "", "inspect");
+        path = p.path;
+        resolve_note = p.note;
+        ck = read_checkpoint_or_offer_previous(path, "inspect it with lockstep inspect ");
       },
       std::cerr);
   if (comm.rank() != 0) return exit_code::ok;
+  if (!resolve_note.empty()) std::cout << resolve_note << "\n";
   std::cout << "checkpoint " << path << "\n  format " << ck.format_version << ", written by lockstep "
             << ck.lockstep_version << " at " << ck.created << " on " << ck.world_size << " rank(s), global batch "
             << ck.global_batch << "\n  model:";
@@ -179,6 +194,10 @@ int run_inspect(Comm& comm, const std::string& path_arg) {
   }
   std::cout << "\n    total " << params << " parameters, checksum "
             << hex64(fnv1a64(ck.params.data(), ck.params.size() * sizeof(float)))
+            << "\n  stored checksums: "
+            << (ck.checksums_missing == 0 ? fmt(ck.checksums_verified, " verified")
+                                          : fmt(ck.checksums_verified, " verified, ", ck.checksums_missing,
+                                                " missing (written before checkpoints carried checksums)"))
             << "\n  optimizer: " << to_string(ck.optimizer.name) << ", lr "
             << ck.optimizer.lr << ", weight_decay " << ck.optimizer.weight_decay << ", clip_norm "
             << ck.optimizer.clip_norm << ", " << ck.optimizer_step << " steps, " << ck.optimizer_state.size()

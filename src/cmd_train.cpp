@@ -1,17 +1,20 @@
 // `lockstep train` (and `lockstep distill`, which adds a teacher): load and check everything
 // collectively (config, resume point, teacher, init checkpoint, data, teacher-logits cache),
 // then train and report.
+#include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <utility>
 
+#include "cmd_train_start.hpp"
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
 #include "lockstep/check.hpp"
 #include "lockstep/checkpointer.hpp"
 #include "lockstep/checksum.hpp"
+#include "lockstep/config_agree.hpp"
 #include "lockstep/signals.hpp"
-#include <ctime>
 #include "lockstep/dataset.hpp"
 #include "lockstep/device.hpp"
 #include "lockstep/distill.hpp"
@@ -33,20 +36,6 @@ std::string utc_stamp() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
-}
-
-// With --resume FILE and no --config, the run continues with the config stored in the file.
-std::string stored_config_for(Comm& comm, const TrainArgs& a) {
-  std::string text;
-  if (!a.config.empty() || a.resume.empty() || a.resume == "auto") return text;
-  collectively(
-      comm,
-      [&] {
-        if (comm.rank() == 0) text = read_checkpoint_or_offer_previous(resolve_resume(a.resume, "")).config_toml;
-      },
-      std::cerr);
-  comm.broadcast_string(text, 0);
-  return text;
 }
 
 // Rank 0 reads a checkpoint that a key names (distill.teacher, init.from); every rank gets it.
@@ -77,13 +66,17 @@ int run_train(Comm& comm, const TrainArgs& a) {
   // warned early, a preemption) is honoured at the first step boundary instead of killing the rank.
   install_stop_signal_handlers();
   const bool root = comm.rank() == 0;
-  const std::string stored = stored_config_for(comm, a);
+  const std::string command = a.distill ? "distill" : "train";
+  std::vector<std::string> notes;  // rank 0: lines for the log, printed with the banner
+  StoredConfig stored = stored_config_for(comm, a);
   Config cfg;
   collectively(
       comm,
       [&] {
         check_launch(comm.size());
-        cfg = stored.empty() ? load_config(a.config, a.sets) : load_config_text(stored, a.resume + " (stored config)", a.sets);
+        cfg = stored.wanted && !stored.text.empty()
+                  ? load_config_text(stored.text, stored.origin + " (stored config)", a.sets)
+                  : load_config(a.config, a.sets);
         if (!a.run_dir.empty()) cfg.run.dir = a.run_dir;
         if (!a.teacher.empty()) cfg.distill.teacher = a.teacher;
         LOCKSTEP_REQUIRE(!a.distill || !cfg.distill.teacher.empty(),
@@ -94,44 +87,60 @@ int run_train(Comm& comm, const TrainArgs& a) {
         validate_config(cfg, comm.size());
       },
       std::cerr);
+  // Before anything collective depends on it: every rank resolved the same config and arguments.
+  agree_on_config(comm, cfg, {{"command", command}, {"--resume", a.resume},
+                              {"--cache-teacher", a.cache_teacher ? "true" : "false"}}, std::cerr);
+  if (root && stored.wanted)
+    notes.push_back(stored.text.empty()
+                        ? fmt("config: no --config, and ", run_dir_of(cfg), " holds no stored config: the built-in "
+                              "defaults", a.sets.empty() ? "" : " and --set", " are used")
+                        : fmt("config: the one stored in ", stored.origin, " (no --config given)",
+                              a.sets.empty() ? "" : ", with --set on top"));
   const std::string dir = run_dir_of(cfg);
   const std::string ckdir = checkpoint_dir_of(cfg);
   const std::string metrics = dir + "/metrics.jsonl";
 
   // Only rank 0 looks at the file system; the others learn the outcome from the agreement and
   // the checkpoint path from a broadcast. Nothing is written until every input has been checked
-  // (invariant 8): a rejected run leaves an existing run directory exactly as it was.
-  std::string resume_path;
-  bool abandon_metrics = false;  // a run that never reached its first checkpoint: start afresh
+  // (invariant 8): a rejected run leaves an existing run directory as it was (its lock file
+  // records the last job that took it).
+  RunDirLock lock;  // rank 0: held for the run's lifetime, so a second job on the directory fails at start
+  ResumePlan plan;
   collectively(
       comm,
       [&] {
         if (!root) return;
         check_directory_creatable(dir, "run directory");
         check_directory_creatable(ckdir, "checkpoint directory");
-        if (!a.resume.empty()) resume_path = resolve_resume(a.resume, ckdir);
-        if (resume_path.empty() && std::filesystem::exists(metrics)) {
-          LOCKSTEP_REQUIRE(a.resume == "auto", "run directory ", dir,
-                           " already holds a run (metrics.jsonl); continue it with --resume auto, or choose "
-                           "another run.dir (--run-dir)");
-          abandon_metrics = true;
-        }
+        // Everything the run will write, checked now rather than found after training.
+        check_file_appendable(metrics, "metrics file");
+        if (!cfg.distill.cache.empty() && !std::filesystem::exists(cfg.distill.cache))
+          check_file_appendable(cfg.distill.cache, "teacher-logits cache (distill.cache)");
+        std::string warning;
+        if (std::filesystem::is_directory(dir)) lock.acquire(dir, command, &warning);
+        if (!warning.empty()) notes.push_back(warning);
+        plan = plan_resume(a, dir, ckdir, stored);
+        if (!plan.note.empty()) notes.push_back(plan.note);
       },
       std::cerr);
+  std::string resume_path = plan.path;
   comm.broadcast_string(resume_path, 0);
 
   CheckpointData ck;
   const bool resuming = !resume_path.empty();
   if (resuming) {
-    collectively(comm, [&] { if (root) ck = read_checkpoint_or_offer_previous(resume_path); }, std::cerr);
-    broadcast_checkpoint(comm, ck, 0);
     collectively(
         comm,
         [&] {
-          const std::string diff = resume_incompatibilities(ck, cfg);
-          LOCKSTEP_REQUIRE(diff.empty(), "cannot resume from ", resume_path, ": the config differs in", diff);
+          if (!root) return;
+          ck = stored.checkpoint == resume_path ? std::move(stored.ck)
+                                                : read_checkpoint_or_offer_previous(resume_path, "resume from it with --resume ");
+          if (ck.checksums_missing > 0)
+            notes.push_back(fmt("note: ", resume_path, " was written without checksums (", ck.checksums_missing,
+                                " datasets and groups not verified)"));
         },
         std::cerr);
+    broadcast_checkpoint(comm, ck, 0);
   }
 
   // The teacher (every rank holds its weights) and, for a fresh fine-tune, the init checkpoint.
@@ -144,8 +153,14 @@ int run_train(Comm& comm, const TrainArgs& a) {
   if (fine_tune) init_from = checkpoint_named_by(comm, "init.from", cfg.init.from);
 
   Datasets data;
-  collectively(comm, [&] { data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed); }, std::cerr);
-
+  DataFingerprint fingerprint;
+  collectively(
+      comm,
+      [&] {
+        data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed);
+        fingerprint = fingerprint_of(data);
+      },
+      std::cerr);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
   collectively(
@@ -173,34 +188,63 @@ int run_train(Comm& comm, const TrainArgs& a) {
                   << cfg.distill.cache << std::defaultfloat << std::endl;
     }
   }
+
   TrainerOptions opts;
   opts.teacher = cfg.distill.teacher.empty() ? nullptr : &teacher;
   opts.init_from = fine_tune ? &init_from : nullptr;
   opts.gradient_comm = gradient_comm.get();
   opts.log = &std::cout;
   opts.metrics_path = metrics;
+  opts.data_fingerprint = fingerprint;
   Checkpointer checkpointer(comm, ckdir, cfg.checkpoint.keep, root ? &std::cout : nullptr);
   opts.checkpointer = &checkpointer;
   std::unique_ptr<Trainer> trainer;
-  collectively(
-      comm,
-      [&] {
-        trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts);
-        if (resuming) trainer->restore(ck);
-      },
-      std::cerr);
-
+  collectively(comm, [&] { trainer = std::make_unique<Trainer>(cfg, comm, *backend, data, opts); }, std::cerr);
+  const std::string resumed_line =
+      resuming ? fmt("resuming from ", resume_path, ": epoch ", ck.trainer.epoch + 1, ", step ", ck.trainer.global_step,
+                     ", sample ", ck.trainer.step_in_epoch * ck.global_batch, " of the epoch (saved on ",
+                     ck.world_size, " rank(s))")
+               : std::string();
+  if (resuming) {
+    // What defines the run must match the checkpoint: the config's defining keys, the data and
+    // the position they give (everything is loaded, so bad input was reported first).
+    collectively(
+        comm,
+        [&] {
+          ResumeFacts now;
+          now.data = fingerprint;
+          now.steps_per_epoch = trainer->sharder().steps_per_epoch();
+          const std::string diff = resume_incompatibilities(ck, cfg, &now);
+          LOCKSTEP_REQUIRE(diff.empty(), "cannot resume from ", resume_path,
+                           ": settings that define the run differ (docs/checkpoint-format.md lists those that may "
+                           "change):", diff);
+          trainer->restore(ck);
+        },
+        std::cerr);
+    // A finished run resumed (a requeue after the end, --resume auto once more): say so, write nothing.
+    const std::string done = nothing_left_to_do(cfg, trainer->state(), trainer->total_steps());
+    if (!done.empty()) {
+      if (root) {
+        for (const std::string& n : notes) std::cout << n << "\n";
+        std::cout << resumed_line << "\n" << done << std::endl;
+      }
+      return exit_code::ok;
+    }
+  }
   // Everything is checked: now the run directory is written.
   collectively(
       comm,
       [&] {
         if (!root) return;
         ensure_directory(dir, "run directory");
+        std::string warning;
+        if (!lock.held()) lock.acquire(dir, command, &warning);  // the directory did not exist before
+        if (!warning.empty()) notes.push_back(warning);
         if (std::filesystem::exists(ckdir)) {
           if (const int n = remove_checkpoint_temporaries(ckdir); n > 0)
             std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
         }
-        if (abandon_metrics) {
+        if (plan.abandon_metrics) {
           // Keep the earlier metrics beside the new run rather than appending to them.
           const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";
           std::filesystem::rename(metrics, kept);
@@ -238,31 +282,36 @@ int run_train(Comm& comm, const TrainArgs& a) {
       }
       std::cout << std::endl;
     }
-    if (resuming)
-      std::cout << "resuming from " << resume_path << ": epoch " << ck.trainer.epoch + 1 << ", step "
-                << ck.trainer.global_step << ", sample " << ck.trainer.step_in_epoch * ck.global_batch
-                << " of the epoch (saved on " << ck.world_size << " rank(s))" << std::endl;
+    for (const std::string& n : notes) std::cout << n << "\n";
+    if (resuming) std::cout << resumed_line << "\n";
+    std::cout << std::flush;
   }
   const auto start = std::chrono::steady_clock::now();
   const TrainResult result = trainer->run();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string skipped =
+      result.skipped_steps > 0 ? fmt(" (", result.skipped_steps, " skipped: non-finite loss or gradient)") : "";
+  if (result.preempted) {
+    // Not a completion: no "done" or "final" line. The signal may have reached another rank only
+    // (the stop flag is reduced): ask them all which one it was.
+    double signal = stop_signal_number();
+    comm.allreduce_max(&signal, 1);
+    if (root)
+      std::cout << "stopped on request (signal " << static_cast<int>(signal) << ") at step " << result.steps << " of "
+                << trainer->total_steps() << skipped << "; checkpoint " << ckdir << "/"
+                << checkpoint_file_name(result.steps) << " saved; run the same command with --resume auto to continue"
+                << std::endl;
+    return exit_code::preempted;
+  }
   if (root && !result.epochs.empty()) {
     const EpochRecord& last = result.epochs.back();
-    std::cout << std::fixed << "done: " << result.steps << " steps in " << std::setprecision(1) << secs << " s";
+    std::cout << std::fixed << "done: " << result.steps << " steps" << skipped << " in " << std::setprecision(1)
+              << secs << " s";
     if (result.stopped_early) std::cout << " (stopped early)";
     std::cout << std::setprecision(4);
     if (last.val) std::cout << "; validation accuracy " << last.val->accuracy;
     if (last.test) std::cout << "\nfinal test accuracy: " << last.test->accuracy << " (test loss " << last.test->loss << ")";
     std::cout << std::endl;
-  }
-  if (result.preempted) {
-    // The signal may have reached another rank only (the stop flag is reduced): ask them all.
-    double signal = stop_signal_number();
-    comm.allreduce_max(&signal, 1);
-    if (root)
-      std::cout << "stopped on request (signal " << static_cast<int>(signal) << ") at step " << result.steps
-                << " after saving a checkpoint; run the same command with --resume auto to continue" << std::endl;
-    return exit_code::preempted;
   }
   return exit_code::ok;
 }
@@ -272,8 +321,9 @@ void add_train_command(CLI::App& app, CommandTable& table) {
   auto* cmd = app.add_subcommand("train", "train a model from a config");
   add_config_options(cmd, *args);
   cmd->add_option("-r,--resume", args->resume,
-                  "continue from a checkpoint: auto (the run's latest, or a fresh start when there is none), "
-                  "a checkpoint file, or a checkpoint directory; with a file and no --config, its stored config is used");
+                  "continue from a checkpoint: auto (the run's latest, or a fresh start when the run directory "
+                  "holds none), a checkpoint file, or a checkpoint directory; without --config the run's stored "
+                  "config is used (the checkpoint's, else the run directory's config.toml)");
   table.add(cmd, [args](Comm& comm) { return run_train(comm, *args); });
 }
 

@@ -309,7 +309,8 @@ std::vector<KeyDef> build_table() {
                       [](Config& c) -> auto& { return c.train.grad_accum; }, 1));
   t.push_back(bool_key("train.drop_last", "drop the last partial batch of each epoch",
                        [](Config& c) -> auto& { return c.train.drop_last; }));
-  t.push_back(int_key("train.max_steps", "stop after this many optimizer steps in total; 0: no limit",
+  t.push_back(int_key("train.max_steps", "stop after this many optimizer steps in total; 0: no limit. Also the horizon of the "
+                      "cosine schedule (its last step), so a capped run decays faster than an uncapped one",
                       [](Config& c) -> auto& { return c.train.max_steps; }, 0));
   t.push_back(bool_key("train.progress", "progress bar on rank 0 while an epoch runs (only on a terminal)",
                        [](Config& c) -> auto& { return c.train.progress; }));

@@ -68,8 +68,14 @@ void Progress::end_epoch(const EpochRecord& r) {
                         static_cast<long long>(epochs_), r.train_loss, r.train_accuracy);
   if (r.val) n += std::snprintf(line + n, sizeof line - n, "  val_loss %.4f  val_acc %.4f", r.val->loss, r.val->accuracy);
   if (r.test) n += std::snprintf(line + n, sizeof line - n, "  test_acc %.4f", r.test->accuracy);
-  std::snprintf(line + n, sizeof line - n, "  lr %.2e  %.0f samples/s  compute %.2fs  allreduce %.2fs", r.lr,
-                r.samples_per_second, r.compute_seconds, r.allreduce_seconds);
+  n += std::snprintf(line + n, sizeof line - n, "  lr %.2e  %.0f samples/s  compute %.2fs  allreduce %.2fs", r.lr,
+                     r.samples_per_second, r.compute_seconds, r.allreduce_seconds);
+  if (r.skipped_steps > 0)
+    n += std::snprintf(line + n, sizeof line - n, "  skipped %lld step%s", static_cast<long long>(r.skipped_steps),
+                       r.skipped_steps == 1 ? "" : "s");
+  if (r.partial)
+    std::snprintf(line + n, sizeof line - n, "  (partial: steps %lld-%lld of the epoch so far)",
+                  static_cast<long long>(r.first_step), static_cast<long long>(r.global_step));
   *out_ << line << (r.stopped_early ? "  (early stop)" : "") << std::endl;
 }
 

@@ -2,11 +2,13 @@
 #include "lockstep/run_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -39,6 +41,63 @@ void check_directory_creatable(const std::string& dir, const std::string& what) 
                    " is not writable (", std::strerror(errno), ")");
 }
 
+void check_file_appendable(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) {
+    check_directory_creatable(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), what);
+    return;
+  }
+  LOCKSTEP_REQUIRE(fs::is_regular_file(st), what, " ", path, ": exists and is not a regular file");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  LOCKSTEP_REQUIRE(fd >= 0, what, " ", path, ": cannot be appended to (", std::strerror(errno), ")");
+  ::close(fd);
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
+
+void RunDirLock::acquire(const std::string& dir, const std::string& command, std::string* warning) {
+  const std::string path = dir + "/" + kFileName;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  LOCKSTEP_REQUIRE(fd >= 0, "run directory ", dir, ": cannot open its lock file ", path, " (", std::strerror(errno), ")");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err != EWOULDBLOCK) {
+      // A file system without locks (some network mounts): run unprotected, and say so.
+      ::close(fd);
+      if (warning)
+        *warning = fmt("warning: cannot lock ", path, " (", std::strerror(err),
+                       "): a second job on this run directory would not be detected");
+      return;
+    }
+    char buf[512] = {0};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    throw UserError(fmt("run directory ", dir, " is in use by another job: its lock file ", path, " is held",
+                        holder.empty() ? std::string() : " (" + holder + ")",
+                        "; wait until that job ends, or choose another run.dir (--run-dir)"));
+  }
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown-host");
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const std::string record = fmt("pid ", ::getpid(), " on host ", host, " since ", when, ": lockstep ", command, "\n");
+  // The record is informative only: a failure to write it leaves the lock held and valid.
+  if (::ftruncate(fd, 0) == 0) {
+    const ssize_t w = ::pwrite(fd, record.data(), record.size(), 0);
+    (void)w;
+  }
+  fd_ = fd;
+}
+
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -55,6 +114,8 @@ std::string epoch_json(const EpochRecord& r) {
   nlohmann::json j;
   j["epoch"] = r.epoch + 1;
   j["step"] = r.global_step;
+  j["first_step"] = r.first_step;
+  j["partial"] = r.partial;
   j["train_loss"] = r.train_loss;
   j["train_accuracy"] = r.train_accuracy;
   if (r.val) {

@@ -235,7 +235,7 @@ void Trainer::handle_non_finite(const StepRecord& rec, bool first_skip) {
   }
   if (root && first_skip && opts_.log)
     *opts_.log << "step " << rec.global_step << ": non-finite loss or gradient, step skipped (later skips are "
-               << "only counted in metrics.jsonl as skipped_steps)" << std::endl;
+               << "counted in the epoch lines and in metrics.jsonl as skipped_steps)" << std::endl;
 }
 
 void Trainer::check_replicas() {
@@ -310,6 +310,7 @@ CheckpointData Trainer::snapshot() const {
               ? learning_rate(cfg_.schedule, cfg_.optimizer.lr, state_.global_step - 1, total_steps())
               : 0.0;
   ck.last_metrics_json = last_metrics_json_;
+  ck.data = opts_.data_fingerprint;
   return ck;
 }
 
@@ -375,6 +376,7 @@ TrainResult Trainer::run() {
         save_checkpoint(false, "stop requested");
         result.preempted = true;
         result.steps = state_.global_step;
+        result.skipped_steps = skipped_total_;
         return result;
       }
       // max_steps depends only on counters that are identical on every rank.
@@ -385,20 +387,27 @@ TrainResult Trainer::run() {
     }
     rec.seconds = seconds_between(start, Clock::now());
     rec.global_step = state_.global_step;
+    rec.first_step = state_.global_step - state_.step_in_epoch + 1;
     const auto n = static_cast<double>(state_.epoch_samples);
     rec.train_loss = n > 0 ? state_.epoch_loss / n : 0.0;
     rec.train_accuracy = n > 0 ? static_cast<double>(state_.epoch_correct) / n : 0.0;
     const auto done_here = static_cast<double>((state_.step_in_epoch - first_step) * cfg_.train.batch_size);
     rec.samples_per_second = rec.seconds > 0 ? std::min(done_here, n) / rec.seconds : 0.0;
     const bool epoch_complete = state_.step_in_epoch >= steps;
-    if (!epoch_complete) {
-      // Stopped by max_steps inside the epoch: report what was done; the epoch continues on resume.
-      finish_epoch(rec, result);
-      progress.end_epoch(rec);
-      break;
-    }
+    rec.partial = !epoch_complete;
     finish_epoch(rec, result);
     progress.end_epoch(rec);
+    // Every step of the epoch so far skipped (train.non_finite = "skip"): nothing trains. The
+    // counters are sums of reduced values, so every rank decides alike (invariant 1).
+    if (state_.epoch_samples == 0) {
+      if (comm_->rank() == 0)
+        std::cerr << "lockstep: error: every one of the " << state_.step_in_epoch << " steps of epoch "
+                  << state_.epoch + 1 << " had a non-finite loss or gradient and was skipped (train.non_finite = "
+                  << "\"skip\"): the run is making no progress. Check the data and the learning rate" << std::endl;
+      throw AgreedFailure(exit_code::non_finite);
+    }
+    // Stopped by max_steps inside the epoch: reported as partial; the epoch continues on resume.
+    if (!epoch_complete) break;
     ++state_.epoch;
     state_.step_in_epoch = 0;
     state_.epoch_loss = 0.0;
@@ -413,6 +422,7 @@ TrainResult Trainer::run() {
   }
   if (ckc.at_end) save_checkpoint(false, "end of training");
   result.steps = state_.global_step;
+  result.skipped_steps = skipped_total_;
   return result;
 }
 

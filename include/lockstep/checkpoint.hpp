@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lockstep/comm.hpp"
+#include "lockstep/data_fingerprint.hpp"
 #include "lockstep/trainer.hpp"
 
 namespace lockstep {
@@ -46,6 +47,10 @@ struct CheckpointData {
   uint64_t seed = 0;
   double lr = 0.0;                                // learning rate of the last step taken
   std::string last_metrics_json;                  // the last epoch's metrics line ("" before any)
+  DataFingerprint data;                           // the data it trained on (unknown in older files)
+  // Filled by read_checkpoint, not stored: how many datasets and state groups carried a checksum
+  // that was verified, and how many carried none (a file written before checksums existed).
+  int64_t checksums_verified = 0, checksums_missing = 0;
 };
 
 // Names of the optimizer's state buffers in the file ("exp_avg", "exp_avg_sq", ...).
@@ -56,15 +61,24 @@ std::vector<std::string> optimizer_state_names(OptimizerKind k);
 // untouched until the rename.
 void write_checkpoint(const std::string& path, const CheckpointData& ck);
 
-// Reads and checks a checkpoint. Throws UserError naming the file when it is missing, not HDF5,
-// truncated, or not a lockstep checkpoint of a known format.
+// Reads and checks a checkpoint. Throws UserError naming the file (and the dataset or attribute)
+// when it is missing, not HDF5, truncated, not a lockstep checkpoint of a known format, when a
+// dataset or state group does not match its stored checksum, when weights or optimizer state are
+// not finite, or when the trainer position is impossible (negative, inconsistent).
 CheckpointData read_checkpoint(const std::string& path);
 
 // Rank `root` holds ck; afterwards every rank does.
 void broadcast_checkpoint(Comm& comm, CheckpointData& ck, int root);
 
-// The keys that must match for a resume to be exact, and a readable list of what differs
-// between the checkpoint and cfg ("" when compatible).
-std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg);
+// What a resume compares beyond the config: the data now loaded and the steps per epoch they give.
+struct ResumeFacts {
+  DataFingerprint data;
+  int64_t steps_per_epoch = 0;  // 0: unknown, not checked
+};
+
+// The settings that define a run and must match for a resume (resume_compat.cpp lists them and
+// docs/checkpoint-format.md documents the split), and a readable list of what differs between
+// the checkpoint and cfg (and `now`, when given) ("" when compatible).
+std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg, const ResumeFacts* now = nullptr);
 
 }  // namespace lockstep

@@ -35,19 +35,43 @@ class Checkpointer {
 
 // Rank-0 helpers on a checkpoint directory.
 std::string checkpoint_file_name(int64_t global_step);
-// Periodic checkpoints in the directory, newest first.
+// Periodic checkpoints in the directory (step-<digits>.h5, nothing else), newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
-// The file `latest` points to, or "" when there is none.
-std::string latest_checkpoint(const std::string& dir);
 // Removes temporaries left by an interrupted save; returns how many.
 int remove_checkpoint_temporaries(const std::string& dir);
 
-// What --resume names: "auto" (latest in dir, or "" for a fresh start), a directory (its
-// latest), or a file. Throws UserError when an explicit path does not exist.
-std::string resolve_resume(const std::string& arg, const std::string& dir);
+// The `latest` pointer of a checkpoint directory. It must hold one bare file name of the
+// directory (no '/', not "." or ".."); anything else is a damaged pointer, never followed.
+struct LatestPointer {
+  enum class State { missing, ok, empty, not_a_name, dangling } state = State::missing;
+  std::string name;  // what the file holds (first line, trimmed)
+  std::string path;  // dir/name when state is ok
+};
+LatestPointer read_latest(const std::string& dir);
 
-// Reads the checkpoint at path; when it cannot be read, the UserError also offers the newest
-// other checkpoint in its directory that does read.
-CheckpointData read_checkpoint_or_offer_previous(const std::string& path);
+// What a checkpoint directory offers to continue from.
+struct ResumePoint {
+  std::string path;  // "" when the directory holds neither `latest` nor a step file
+  std::string note;  // a line for the log when `latest` could not be used and a step file was taken
+};
+// The checkpoint `latest` names. When `latest` is missing, empty, damaged or names a missing file,
+// the newest step file that reads completely (checksums included), with a note saying so; a
+// UserError naming the directory (`what` names the argument, e.g. "--resume DIR") when step files
+// exist but none reads, or when `latest` is damaged and there are no step files at all.
+ResumePoint find_resume_point(const std::string& dir, const std::string& what);
+
+// What --resume (flag "--resume"), eval --checkpoint or inspect PATH names: "auto" (the
+// resume point of dir, possibly none), a directory (its resume point, which must exist), or a
+// file. Messages name the argument as `flag ARG`.
+ResumePoint resolve_checkpoint_arg(const std::string& arg, const std::string& dir, const std::string& flag);
+
+// Reads the checkpoint at path; when it cannot be read (or fails its checks), the UserError also
+// offers the newest other checkpoint in its directory that does read, as "<how><that path>",
+// e.g. how = "resume from it with --resume ".
+CheckpointData read_checkpoint_or_offer_previous(const std::string& path, const std::string& how);
+
+// The files that show a run directory already holds a run: "metrics.jsonl", "checkpoints/latest",
+// "2 checkpoint files (step-*.h5)", "best.h5" (paths as given); empty when there is none.
+std::vector<std::string> existing_run_files(const std::string& run_dir, const std::string& checkpoint_dir);
 
 }  // namespace lockstep

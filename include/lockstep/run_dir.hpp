@@ -1,5 +1,6 @@
-// The run directory: resolved config, metrics.jsonl (one JSON object per epoch) and, later,
-// checkpoints. Only rank 0 writes here; other ranks never look at the file system for it.
+// The run directory: resolved config, metrics.jsonl (one JSON object per epoch), the lock that
+// keeps a second job out, and, later, checkpoints. Only rank 0 writes here; other ranks never
+// look at the file system for it.
 #pragma once
 #include <string>
 
@@ -15,6 +16,31 @@ void ensure_directory(const std::string& dir, const std::string& what = "run dir
 // dir is a writable directory, or the nearest part of its path that exists is one. (As root,
 // permission bits do not stop writes; a read-only file system or a file in the path still does.)
 void check_directory_creatable(const std::string& dir, const std::string& what);
+
+// For a file that will be appended to (metrics.jsonl): when it exists it must be a regular file
+// this process can open for appending (opened and closed, nothing written); when it does not,
+// its directory must be creatable. Throws UserError naming the path.
+void check_file_appendable(const std::string& path, const std::string& what);
+
+// An exclusive lock on a run directory for a run's lifetime: flock() on <dir>/lockstep.lock,
+// held by rank 0 until the object is destroyed or the process ends (so no lock outlives its
+// job). The file records the holder ("pid P on host H since T: lockstep train").
+class RunDirLock {
+ public:
+  static constexpr const char* kFileName = "lockstep.lock";
+  RunDirLock() = default;
+  ~RunDirLock();
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+  // Takes the lock on the existing directory dir. Throws UserError naming the lock file and the
+  // recorded holder when another process holds it. Where the file system has no locks, returns
+  // without one and sets *warning (the caller prints it).
+  void acquire(const std::string& dir, const std::string& command, std::string* warning);
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
 
 // Writes text to path through a temporary file and a rename, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& text);

@@ -16,6 +16,7 @@
 #include "lockstep/batch_stager.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/config.hpp"
+#include "lockstep/data_fingerprint.hpp"
 #include "lockstep/dataset.hpp"
 #include "lockstep/early_stop.hpp"
 #include "lockstep/evaluate.hpp"
@@ -57,6 +58,10 @@ struct EpochRecord {
   double forward_seconds = 0.0, backward_seconds = 0.0, optimizer_seconds = 0.0;
   double samples_per_second = 0.0;
   int64_t skipped_steps = 0;   // steps skipped for a non-finite loss or gradient
+  // The global step number of the epoch's first step, and whether the epoch was left unfinished
+  // (max_steps reached inside it: a resumed run reports the whole epoch again when it ends).
+  int64_t first_step = 0;
+  bool partial = false;
   // Micro-batches this rank staged, and how many of them were gathered ahead, during the
   // previous one's backward pass (all but an epoch's first when prefetching works).
   int64_t staged_batches = 0, prefetched_batches = 0;
@@ -66,6 +71,7 @@ struct EpochRecord {
 struct TrainResult {
   std::vector<EpochRecord> epochs;
   int64_t steps = 0;
+  int64_t skipped_steps = 0;  // steps skipped (train.non_finite = "skip") in this run() call
   bool stopped_early = false;
   bool preempted = false;   // stopped on request (signal) after a checkpoint
 };
@@ -91,6 +97,8 @@ struct TrainerOptions {
   // Polled on every rank at each step boundary; if it returns true on ANY rank, all ranks save a
   // checkpoint and stop (TrainResult::preempted). Default: a stop signal arrived (signals.hpp).
   std::function<bool()> stop_requested;
+  // Recorded in every checkpoint, so that a resume on other data is refused (data_fingerprint.hpp).
+  DataFingerprint data_fingerprint;
   // The checkpoint cfg.distill.teacher names, on every rank (required when that key is set).
   const CheckpointData* teacher = nullptr;
   // The checkpoint cfg.init.from names, on every rank: its layers initialise the model. Null when

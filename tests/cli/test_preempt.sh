@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Preemption: SIGUSR1 to a 2-rank job makes every rank save a checkpoint at the same step
 # boundary and exit with code 75; running the same command with --resume auto finishes the run
-# with bitwise the same final weights (checksum) as an uninterrupted run.
+# with bitwise the same final weights (checksum) as an uninterrupted run. The stopped run's output
+# says it stopped (step, checkpoint, how to continue) and has no "done"/"final" line.
 source "$(dirname "$0")/lib.sh"
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
 # Long enough (3 epochs of 860 steps) that the signal, sent once the step-200 checkpoint exists,
@@ -28,6 +29,11 @@ grep -q "stopped on request (signal 10)" "$WORK/cut.out" || fail "no stop messag
 step=$(grep -o "at step [0-9]*" "$WORK/cut.out" | grep -o "[0-9]*")
 [ "$step" -lt "$total" ] || fail "the signal arrived after training ended (step $step); make the run longer"
 [ -f "$WORK/cut/checkpoints/$(printf 'step-%09d.h5' "$step")" ] || fail "no checkpoint at the stop step $step"
+# A stop is not a completion: the stop line names the step, the checkpoint and how to continue, and
+# no "done" or "final" line reads as if the run had finished.
+grep -qF "stopped on request (signal 10) at step $step of $total; checkpoint $WORK/cut/checkpoints/$(printf 'step-%09d.h5' "$step") saved; run the same command with --resume auto to continue" \
+  "$WORK/cut.out" || fail "the stop line lacks the step, the checkpoint or how to continue: $(cat "$WORK/cut.out")"
+if grep -qE "^done:|final test accuracy" "$WORK/cut.out"; then fail "a stopped run printed a completion line: $(cat "$WORK/cut.out")"; fi
 
 run 2 120 train "${common[@]}" --run-dir "$WORK/cut" --resume auto
 expect_rc 0

@@ -2,7 +2,8 @@
 // sample in the slice of the last rank only) is seen by all ranks alike, which either skip the
 // step (logged once, counted in metrics.jsonl; weights stay finite and identical) or all stop
 // with exit code 5 and one message naming the step; weights that drift apart on one rank are
-// caught by the periodic checksum comparison, which stops every rank naming the odd one.
+// caught by the periodic checksum comparison, which stops every rank naming the odd one; an epoch
+// whose every step is skipped stops every rank (no progress).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -126,6 +127,47 @@ TEST(NonFinite, StopEndsEveryRankWithTheSameCodeAndOneMessageNamingTheStep) {
   EXPECT_TRUE(same_on_every_rank(*comm, t.model().get_params()));
   if (comm->rank() == 0) {
     EXPECT_EQ(count_of(err, "lockstep: error: non-finite loss or gradient at step 3 (epoch 1, batch 2)"), 1) << err;
+  } else {
+    EXPECT_EQ(err, "") << "the message is printed once, by rank 0";
+  }
+}
+
+TEST(NonFinite, AnEpochWhoseEveryStepIsSkippedStopsEveryRankNamingTheEpoch) {
+  // "skip" with nothing but bad samples: no step trains, so the run stops (exit code 5) at the
+  // end of the first epoch, on every rank alike, instead of "succeeding" with a dead model.
+  auto comm = make_mpi_comm();
+  Config cfg = test::small_config({6, 8, 3}, 20, 3);
+  cfg.train.non_finite = NonFinitePolicy::skip;
+  auto be = make_cpu_backend();
+  auto data = test::synthetic_data(100, 6, 3, 3);
+  for (int64_t i = 0; i < data->size(); ++i) data->features()[static_cast<size_t>(i * 6)] = std::numeric_limits<float>::quiet_NaN();
+  Datasets ds;
+  ds.train = data;
+  test::TempDir dir;
+  std::ostringstream log;
+  TrainerOptions opts;
+  opts.log = &log;
+  opts.metrics_path = comm->rank() == 0 ? dir.file("metrics.jsonl") : "";
+  Trainer t(cfg, *comm, *be, ds, opts);
+  int code = -1;
+  testing::internal::CaptureStderr();
+  try {
+    t.run();
+  } catch (const AgreedFailure& f) {
+    code = f.exit_code;
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(code, exit_code::non_finite);
+  EXPECT_EQ(t.state().global_step, 5);  // the whole first epoch, then the stop
+  EXPECT_EQ(t.state().epoch, 0);
+  if (comm->rank() == 0) {
+    EXPECT_EQ(count_of(err, "lockstep: error: every one of the 5 steps of epoch 1 had a non-finite loss or gradient "
+                            "and was skipped"), 1) << err;
+    EXPECT_EQ(count_of(log.str(), "skipped 5 steps"), 1) << log.str();
+    std::ifstream metrics(dir.file("metrics.jsonl"));
+    std::string line;
+    ASSERT_TRUE(std::getline(metrics, line));
+    EXPECT_EQ(nlohmann::json::parse(line)["skipped_steps"], 5);
   } else {
     EXPECT_EQ(err, "") << "the message is printed once, by rank 0";
   }

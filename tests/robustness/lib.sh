@@ -101,9 +101,11 @@ expect_one_error() {
   if grep -q "HDF5-DIAG" <<<"$ERR"; then fail "HDF5 printed its own error stack"$'\n'"stderr: $ERR"; fi
 }
 
-# dir_digest DIR: one line per file below DIR (path, size, sha256), sorted.
+# dir_digest DIR: one line per file below DIR (path, size, sha256), sorted. The run-directory lock
+# file is left out: every start takes the lock and records itself there (run_dir.hpp), a rejected
+# one included; it holds no part of the run.
 dir_digest() {
-  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+  (cd "$1" && find . -type f ! -name lockstep.lock -print0 | sort -z | xargs -0 -r sha256sum)
 }
 
 # rank_pids MPIRUN_PID: the pids of the job's ranks, in rank order (Open MPI on this node).

@@ -1,0 +1,108 @@
+// Which settings may change when a run resumes. Those that define the run (what it trains, on
+// which data, in which order, with which optimizer state) must match the checkpoint, and each
+// difference is listed; the rest (how long, how often to save, where it runs, the learning-rate
+// hyperparameters) may change. docs/checkpoint-format.md ("Compatibility on resume") documents it.
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "lockstep/check.hpp"
+#include "lockstep/checkpoint.hpp"
+#include "lockstep/config_agree.hpp"
+
+namespace lockstep {
+namespace {
+
+// Config keys that define the run and are compared through the checkpoint's stored config. (The
+// layers, activation, optimizer, global batch, seed and frozen layers are compared through the
+// file's own datasets, below; the data files by their fingerprint, not by path.)
+constexpr const char* kDefiningKeys[] = {
+    "model.init",        "train.drop_last",   "data.classes",     "data.val_size",
+    "data.normalize",    "data.class_subset", "data.train_limit", "init.reset_head",
+};
+
+std::map<std::string, std::string> key_values(const Config& c) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(invocation_text(c, {}));
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
+std::string widths(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg, const ResumeFacts* now) {
+  std::string out;
+  auto differ = [&](const std::string& key, const std::string& saved, const std::string& current) {
+    if (saved != current) out += fmt("\n  ", key, ": checkpoint has ", saved, ", config has ", current);
+  };
+  differ("model.layers", widths(ck.layers), widths(cfg.model.layers));
+  differ("model.activation", to_string(ck.activation), to_string(cfg.model.activation));
+  differ("optimizer.name", to_string(ck.optimizer.name), to_string(cfg.optimizer.name));
+  differ("train.batch_size (global)", std::to_string(ck.global_batch), std::to_string(cfg.train.batch_size));
+  differ("run.seed (data order)", std::to_string(ck.seed), std::to_string(cfg.run.seed));
+  // The optimizer state covers only the layers that train.
+  std::vector<int64_t> freeze = cfg.init.freeze;
+  std::sort(freeze.begin(), freeze.end());
+  differ("init.freeze", widths(ck.frozen_layers), widths(freeze));
+  // A distilled run continues only as a distillation (and the reverse).
+  const bool distilled = ck.notes.count(kTeacherChecksumNote) > 0;
+  if (distilled != !cfg.distill.teacher.empty())
+    out += distilled ? fmt("\n  distill.teacher: the checkpoint was distilled from a teacher (checksum ",
+                           ck.notes.at(kTeacherChecksumNote), "), the config names none (--teacher)")
+                     : std::string("\n  distill.teacher: the checkpoint was not distilled, the config names a teacher");
+  // A fine-tune continues as a fine-tune (its weights come from the checkpoint either way).
+  const bool fine_tuned = ck.notes.count(kInitFromNote) > 0;
+  if (fine_tuned != !cfg.init.from.empty())
+    out += fine_tuned ? fmt("\n  init.from: the checkpoint is a fine-tune of ", ck.notes.at(kInitFromNote),
+                            ", the config names no init.from")
+                      : std::string("\n  init.from: the checkpoint was not initialised from another, the config names one");
+
+  // The rest of the defining keys, from the checkpoint's stored config (a file whose config is
+  // empty or no longer parses is compared by the checks above only).
+  if (!ck.config_toml.empty()) {
+    std::map<std::string, std::string> saved;
+    try {
+      saved = key_values(parse_config_text(ck.config_toml, "the checkpoint's stored config"));
+    } catch (const UserError&) {
+      saved.clear();
+    }
+    if (!saved.empty()) {
+      const auto current = key_values(cfg);
+      for (const char* key : kDefiningKeys) differ(key, saved[key], current.at(key));
+    }
+  }
+
+  if (now) {
+    const DataFingerprint& a = ck.data;
+    const DataFingerprint& b = now->data;
+    if (a.known() && b.known()) {
+      if (a.train_samples != b.train_samples || a.train != b.train)
+        out += fmt("\n  data.train_images: the training data differ (the checkpoint trained on ", a.train_samples,
+                   " samples with fingerprint ", a.train, ", the files now hold ", b.train_samples, " with ", b.train, ")");
+      if (a.test_samples != b.test_samples || a.test != b.test)
+        out += fmt("\n  data.test_images: the test data differ (the checkpoint's: ", a.test_samples, " samples",
+                   a.test.empty() ? "" : ", fingerprint " + a.test, "; now: ", b.test_samples, " samples",
+                   b.test.empty() ? "" : ", fingerprint " + b.test, ")");
+    }
+    // The position must fit the epochs these data give (also for files without a fingerprint).
+    const int64_t spe = now->steps_per_epoch;
+    const TrainerState& s = ck.trainer;
+    if (spe > 0 && (s.step_in_epoch > spe || s.global_step != s.epoch * spe + s.step_in_epoch))
+      out += fmt("\n  position: the checkpoint is at epoch ", s.epoch + 1, ", step ", s.step_in_epoch,
+                 " of the epoch, global step ", s.global_step, ", which does not fit epochs of ", spe,
+                 " steps: the training set (or train.batch_size, train.drop_last) differs from the run that saved it");
+  }
+  return out;
+}
+
+}  // namespace lockstep
