@@ -49,7 +49,9 @@ cpus=$(nproc)
 export LOCKSTEP="$bin"
 cd "$work"   # jobs start in the submit directory: relative paths resolve here
 
-# A small run: 400 steps of a 784-64-10 MLP; a checkpoint every 25 steps, all kept.
+# A small run: 2 epochs of 907 steps of a 784-64-10 MLP; a checkpoint every 25 steps, all kept.
+# (Long enough that the ranks, frozen once the step-25 checkpoint appears, are still mid-run on a
+# loaded machine: a few hundred steps pass between the file appearing and the freeze.)
 cat >tiny.toml <<EOF
 [run]
 seed = 11
@@ -61,9 +63,8 @@ val_size = 2000
 [model]
 layers = [784, 64, 10]
 [train]
-epochs = 1
+epochs = 2
 batch_size = 64
-max_steps = 400
 progress = false
 [optimizer]
 name = "adam"
@@ -80,9 +81,9 @@ set +e; timeout 300 "${sb[@]}" --wait --output=whole.out "$train" tiny.toml whol
 log=$(echo whole/logs/train-*.log)
 grep -q "2 rank(s) on cpu" "$log" || fail "the job did not train on 2 ranks"
 grep -q '^+ srun --mpi=pmix' "$log" || fail "not launched with srun --mpi=pmix"
-[ "$(wc -l <whole/metrics.jsonl)" -eq 1 ] && grep -q '"step":400' whole/metrics.jsonl ||
+[ "$(wc -l <whole/metrics.jsonl)" -eq 2 ] && grep -q '"step":1814' whole/metrics.jsonl ||
   fail "metrics.jsonl: $(cat whole/metrics.jsonl)"
-[ "$(cat whole/checkpoints/latest)" = step-000000400.h5 ] || fail "latest checkpoint: $(cat whole/checkpoints/latest)"
+[ "$(cat whole/checkpoints/latest)" = step-000001814.h5 ] || fail "latest checkpoint: $(cat whole/checkpoints/latest)"
 "$bin" inspect whole/checkpoints | grep -q "on 2 rank(s)" || fail "checkpoint not written by 2 ranks"
 whole_sum=$(checksum whole/checkpoints)
 echo "ok: train.sbatch on 2 tasks (srun), $whole_sum"
@@ -140,7 +141,7 @@ log=cut/logs/train-$job.log
 grep -q "SIGUSR1 at .*forwarding it to the ranks" "$log" || fail "the batch script did not forward SIGUSR1"
 step=$(grep -o 'stopped on request (signal 10) at step [0-9]*' "$log" | grep -o '[0-9]*$') ||
   fail "no stop on request in $log"
-[ "$step" -gt 25 ] && [ "$step" -lt 400 ] || fail "stopped at step $step, not mid-run"
+[ "$step" -gt 25 ] && [ "$step" -lt 1814 ] || fail "stopped at step $step, not mid-run"
 stop_ck=cut/checkpoints/$(printf 'step-%09d.h5' "$step")
 grep -qE "^checkpoint: $stop_ck \((stop requested|every_steps)\)" "$log" || fail "no checkpoint $stop_ck in the log"
 "$bin" inspect "$stop_ck" | grep -q "global step $step," || fail "$stop_ck is not at step $step"
