@@ -16,7 +16,9 @@ Default machine (change with the options): 8 GPUs per node (H100-class), FP32 SG
 50 TFLOP/s per GPU, HBM 2500 GB/s, 60 us of launches per step, NVLink bus bandwidth 300 GB/s with
 3 us per ring step, one 400 Gb/s NDR InfiniBand NIC per GPU giving 45 GB/s with 8 us per step.
 Ring latency grows as 2(p-1) alpha: at 1,024 GPUs that alone is ~16 ms (NCCL switches to trees
-for small buffers; this model does not). Validated against this machine's 1- and 2-rank points.
+for small buffers; this model does not). Validated against this machine's 1- and 2-rank points:
+once with the 1-rank compute rate, once with compute slowed by the per-rank SGEMM rate the
+benchmark measured at that rank count (cores sharing caches and memory run GEMMs slower together).
 Usage: model.py [--scaling-csv bench/results/scaling.csv] [--allreduce-csv bench/results/allreduce.csv]
 """
 import argparse
@@ -154,7 +156,11 @@ def validate(a):
     with open(a.scaling_csv) as f:
         for r in csv.DictReader(f):
             series.setdefault(r["case"], []).append(r)
-    print(f"{'series':<14} {'ranks':>5} {'batch':>6} {'predicted ms':>12} {'measured ms':>12} {'error':>7}")
+    # Two predictions: compute at the 1-rank rate, and compute slowed by the per-rank SGEMM rate
+    # measured at the same rank count (cores that share caches and memory bandwidth each run
+    # GEMMs slower when all of them do).
+    print(f"{'series':<14} {'ranks':>5} {'batch':>6} {'predicted ms':>12} {'+sgemm rate':>12} {'measured ms':>12} "
+          f"{'error':>7} {'error':>7}")
     for case, rs in sorted(series.items()):
         base = next((r for r in rs if int(r["ranks"]) == 1), None)
         if not base:
@@ -163,14 +169,18 @@ def validate(a):
         t_fixed = float(base["optimizer_ms"]) * 1e-3
         t_sample = (float(base["step_ms"]) - float(base["optimizer_ms"]) - float(base["allreduce_ms"])) \
             * 1e-3 / int(base["batch"])
+        rate1 = float(base["sgemm_gflops_per_rank"])
         for r in sorted(rs, key=lambda r: int(r["ranks"])):
             p = int(r["ranks"])
             local = -(-int(r["batch"]) // p)
-            pred = t_fixed + local * t_sample + ring(p, 4.0 * P, alpha, beta)
+            comm = ring(p, 4.0 * P, alpha, beta)
+            pred = t_fixed + local * t_sample + comm
+            pred_rate = t_fixed + local * t_sample * rate1 / float(r["sgemm_gflops_per_rank"]) + comm
             meas = float(r["step_ms"]) * 1e-3
             note = "  (oversubscribed)" if r["oversubscribed"] == "yes" else ""
-            print(f"{case:<14} {p:>5} {r['batch']:>6} {pred * 1e3:>12.3f} {meas * 1e3:>12.3f} "
-                  f"{(pred - meas) / meas * 100:>6.1f}%{note}")
+            print(f"{case:<14} {p:>5} {r['batch']:>6} {pred * 1e3:>12.3f} {pred_rate * 1e3:>12.3f} "
+                  f"{meas * 1e3:>12.3f} {(pred - meas) / meas * 100:>6.1f}% {(pred_rate - meas) / meas * 100:>6.1f}%"
+                  f"{note}")
 
 
 def main():
