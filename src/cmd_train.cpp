@@ -260,7 +260,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
     std::cout << "lockstep " << LOCKSTEP_VERSION_STRING << ": " << model_summary(cfg, trainer->model().num_params())
               << "\n  " << comm.size() << " rank(s) on " << backend->describe() << ", global batch "
               << cfg.train.batch_size << " (<= " << per_rank << " per rank), " << to_string(cfg.optimizer.name)
-              << " lr " << cfg.optimizer.lr << ", " << cfg.train.epochs << " epochs of "
+              << " lr " << cfg.optimizer.lr << ", " << cfg.train.epochs << (cfg.train.epochs == 1 ? " epoch" : " epochs") << " of "
               << trainer->sharder().steps_per_epoch() << " steps\n  data: " << data.train->size() << " train, "
               << (data.val ? data.val->size() : 0) << " validation, " << (data.test ? data.test->size() : 0)
               << " test samples; run directory " << dir << std::endl;
