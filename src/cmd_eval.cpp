@@ -19,6 +19,7 @@
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
 #include "lockstep/memory_plan.hpp"
+#include "lockstep/progress.hpp"
 #include "lockstep/runtime.hpp"
 
 namespace lockstep {
@@ -141,7 +142,7 @@ int run_eval(Comm& comm, const EvalArgs& a) {
     const EvalResult r = evaluator.run(*d, comm);
     if (root)
       std::cout << std::left << std::setw(11) << name << " accuracy " << std::fixed << std::setprecision(4)
-                << r.accuracy << "  loss " << r.loss << "  (" << r.count << " samples)" << std::endl;
+                << r.accuracy << "  loss " << shown(r.loss) << "  (" << r.count << " samples)" << std::endl;
   };
   report("validation", data.val);
   report("test", data.test);

@@ -22,6 +22,7 @@
 #include "lockstep/launch.hpp"
 #include "lockstep/memory_plan.hpp"
 #include "lockstep/nccl_comm.hpp"
+#include "lockstep/progress.hpp"
 #include "lockstep/run_dir.hpp"
 #include "lockstep/trainer.hpp"
 #include "lockstep/version.hpp"
@@ -310,7 +311,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
     if (result.stopped_early) std::cout << " (stopped early)";
     std::cout << std::setprecision(4);
     if (last.val) std::cout << "; validation accuracy " << last.val->accuracy;
-    if (last.test) std::cout << "\nfinal test accuracy: " << last.test->accuracy << " (test loss " << last.test->loss << ")";
+    if (last.test) std::cout << "\nfinal test accuracy: " << last.test->accuracy << " (test loss " << shown(last.test->loss) << ")";
     std::cout << std::endl;
   }
   return exit_code::ok;

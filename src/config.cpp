@@ -244,9 +244,19 @@ int model_classes(const DataConfig& d) {
   return d.class_subset.empty() ? d.classes : static_cast<int>(d.class_subset.size());
 }
 
-std::string run_dir_of(const Config& c) { return c.run.dir.empty() ? "runs/" + c.run.name : c.run.dir; }
+namespace {
+// "runs/a/" and "runs/a" name one directory; paths built on it read "runs/a/x", not "runs/a//x".
+std::string without_trailing_slashes(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+}  // namespace
+
+std::string run_dir_of(const Config& c) {
+  return c.run.dir.empty() ? "runs/" + c.run.name : without_trailing_slashes(c.run.dir);
+}
 std::string checkpoint_dir_of(const Config& c) {
-  return c.checkpoint.dir.empty() ? run_dir_of(c) + "/checkpoints" : c.checkpoint.dir;
+  return c.checkpoint.dir.empty() ? run_dir_of(c) + "/checkpoints" : without_trailing_slashes(c.checkpoint.dir);
 }
 
 }  // namespace lockstep

@@ -55,7 +55,7 @@ void Progress::step(int64_t done, double loss) {
   bar[kWidth] = '\0';
   char line[160];
   std::snprintf(line, sizeof line, "\repoch %3lld/%lld [%s] %5lld/%lld  loss %.4f ", static_cast<long long>(epoch_ + 1),
-                static_cast<long long>(epochs_), bar, static_cast<long long>(done), static_cast<long long>(steps_), loss);
+                static_cast<long long>(epochs_), bar, static_cast<long long>(done), static_cast<long long>(steps_), shown(loss));
   *out_ << line << std::flush;
   drawn_ = true;
 }
@@ -65,8 +65,8 @@ void Progress::end_epoch(const EpochRecord& r) {
   if (drawn_) *out_ << "\r\033[K";  // clear the bar before the summary line
   char line[400];
   int n = std::snprintf(line, sizeof line, "epoch %3lld/%lld  loss %.4f  acc %.4f", static_cast<long long>(r.epoch + 1),
-                        static_cast<long long>(epochs_), r.train_loss, r.train_accuracy);
-  if (r.val) n += std::snprintf(line + n, sizeof line - n, "  val_loss %.4f  val_acc %.4f", r.val->loss, r.val->accuracy);
+                        static_cast<long long>(epochs_), shown(r.train_loss), r.train_accuracy);
+  if (r.val) n += std::snprintf(line + n, sizeof line - n, "  val_loss %.4f  val_acc %.4f", shown(r.val->loss), r.val->accuracy);
   if (r.test) n += std::snprintf(line + n, sizeof line - n, "  test_acc %.4f", r.test->accuracy);
   n += std::snprintf(line + n, sizeof line - n, "  lr %.2e  %.0f samples/s  compute %.2fs  allreduce %.2fs", r.lr,
                      r.samples_per_second, r.compute_seconds, r.allreduce_seconds);

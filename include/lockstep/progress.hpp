@@ -3,6 +3,7 @@
 // updating the bar inside the step loop does not allocate.
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 
@@ -24,6 +25,9 @@ class Progress {
   std::chrono::steady_clock::time_point last_draw_{};
   bool drawn_ = false;
 };
+
+// A value as printed for people: a NaN without its sign bit ("nan", never "-nan").
+inline double shown(double v) { return std::isnan(v) ? std::fabs(v) : v; }
 
 // True when file descriptor 1 is a terminal.
 bool stdout_is_terminal();

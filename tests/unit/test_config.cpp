@@ -330,6 +330,17 @@ TEST(Config, ValidateRejectsInconsistentKeys) {
   EXPECT_TRUE(throws_user_error([&] { validate_config(c, 1); }, {"data.test_images", "data.test_labels"}));
 }
 
+TEST(Config, TrailingSlashesDoNotDoubleInPathsBuiltOnTheRunDirectory) {
+  Config c;
+  c.run.dir = "runs/a//";
+  EXPECT_EQ(run_dir_of(c), "runs/a");
+  EXPECT_EQ(checkpoint_dir_of(c), "runs/a/checkpoints");
+  c.checkpoint.dir = "/scratch/ck/";
+  EXPECT_EQ(checkpoint_dir_of(c), "/scratch/ck");
+  c.run.dir = "/";
+  EXPECT_EQ(run_dir_of(c), "/");
+}
+
 TEST(Config, KeyDocsListEveryKeyWithDocAndDefault) {
   const auto docs = config_key_docs();
   std::set<std::string> listed;

@@ -2,6 +2,8 @@
 // range) and rank 0's console line (skipped steps and a partial epoch shown).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -48,6 +50,17 @@ TEST(EpochRecords, TheEpochLineShowsSkippedStepsAndAPartialEpoch) {
   EXPECT_NE(b.find("  skipped 1 step"), std::string::npos) << b;
   EXPECT_EQ(b.find("partial"), std::string::npos) << b;
   EXPECT_EQ(c.find("skipped"), std::string::npos) << c;
+}
+
+TEST(EpochRecords, ANegativeNanLossReadsNanNotMinusNan) {
+  EpochRecord r = record(false, 1);
+  r.train_loss = -std::numeric_limits<double>::quiet_NaN();  // 0/0 on x86 has the sign bit set
+  ASSERT_TRUE(std::signbit(r.train_loss));
+  std::ostringstream os;
+  Progress(&os, false, 1).end_epoch(r);
+  EXPECT_NE(os.str().find("  loss nan  "), std::string::npos) << os.str();
+  EXPECT_EQ(os.str().find("-nan"), std::string::npos) << os.str();
+  EXPECT_EQ(shown(-2.5), -2.5);
 }
 
 }  // namespace
