@@ -36,5 +36,10 @@ source scripts/mpi-flags.sh
 lockstep_mpi_flags "$np"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 echo "+ mpirun -np $np ${MPI_FLAGS[*]} build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml --run-dir $run_dir${extra[*]:+ ${extra[*]}} $*"
-exec mpirun -np "$np" "${MPI_FLAGS[@]}" build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml \
-  --run-dir "$run_dir" "${extra[@]}" "$@"
+rc=0
+lockstep_mpirun -np "$np" "${MPI_FLAGS[@]}" build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml \
+  --run-dir "$run_dir" "${extra[@]}" "$@" || rc=$?
+if [ "$rc" -eq 75 ]; then
+  echo "run-local: to continue this run: LOCKSTEP_RANKS=$np LOCKSTEP_RUN_DIR=$run_dir jobs/run-local.sh${*:+ $*} --resume auto"
+fi
+exit "$rc"

@@ -51,4 +51,6 @@ if [ "$gpus" -gt 0 ]; then
 fi
 echo "+ mpirun -np $np ${MPI_FLAGS[*]} $bin $*"
 [ "$dry_run" = 0 ] || exit 0
-exec mpirun -np "$np" "${MPI_FLAGS[@]}" "$bin" "$@"
+rc=0
+lockstep_mpirun -np "$np" "${MPI_FLAGS[@]}" "$bin" "$@" || rc=$?
+exit "$rc"

@@ -42,3 +42,26 @@ lockstep_mpi_flags() {
   fi
   return 0
 }
+
+# lockstep_mpirun ARGS...: runs `mpirun ARGS...` and returns its status. SIGTERM or SIGINT
+# (Ctrl-C) to the launcher reach the ranks as SIGUSR1, which mpirun forwards at once: every rank
+# saves a checkpoint at the next step boundary and the job exits 75, ready for --resume auto.
+# (mpirun itself answers SIGTERM and SIGINT by killing the ranks a second later and exits 1, so
+# it runs in a process group of its own, out of reach of a terminal's Ctrl-C.) Repeated signals
+# change nothing: the stop is already on its way. To stop at once, signal mpirun itself.
+lockstep_mpirun() {
+  local pid rc=0
+  set -m
+  mpirun "$@" </dev/null &
+  pid=$!
+  set +m
+  # shellcheck disable=SC2064  # $pid is fixed now
+  trap "echo 'launcher: stopping at the next step boundary, after a checkpoint (exit code 75)' >&2
+        kill -USR1 $pid 2>/dev/null" TERM INT
+  # wait returns early (status > 128) each time a trapped signal arrives; the job's own status
+  # comes from the last wait, once mpirun has ended.
+  while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
+  wait "$pid" || rc=$?
+  trap - TERM INT
+  return "$rc"
+}
