@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <regex>
 
 #include "lockstep/check.hpp"
 #include "lockstep/exit_codes.hpp"
@@ -87,11 +88,19 @@ LatestPointer read_latest(const std::string& dir) {
   return p;
 }
 
+bool is_checkpoint_temporary(const std::string& name) {
+  // What a save writes before its rename: step-N.h5.tmp-<pid>, best.h5.tmp-<pid> and latest.tmp.
+  // Anything else in the directory is somebody's file and stays.
+  static const std::regex pattern(R"((step-[0-9]+\.h5|best\.h5)\.tmp-[0-9]+|latest\.tmp)");
+  return std::regex_match(name, pattern);
+}
+
 int remove_checkpoint_temporaries(const std::string& dir) {
   int n = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().filename().string().find(".tmp") != std::string::npos && fs::remove(e.path(), ec)) ++n;
+    if (e.is_regular_file(ec) && is_checkpoint_temporary(e.path().filename().string()) && fs::remove(e.path(), ec))
+      ++n;
   }
   return n;
 }

@@ -2,6 +2,7 @@
 // --config, the resume point or the refusal, and the finished-run check.
 #include "cmd_train_start.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,13 +50,54 @@ StoredConfig stored_config_for(Comm& comm, const TrainArgs& a) {
   return s;
 }
 
+namespace {
+
+bool same_directory(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  const fs::path x = fs::weakly_canonical(a, ec);
+  if (ec) return a == b;
+  const fs::path y = fs::weakly_canonical(b, ec);
+  return ec ? a == b : x == y;
+}
+
+// Where else this run's checkpoints may be: <run dir>/checkpoints, and the checkpoint.dir of the
+// config the run was started with (its config.toml), when either is not checkpoint_dir and
+// holds checkpoints. A start that looks only in checkpoint_dir would miss them.
+std::vector<std::string> checkpoints_elsewhere(const std::string& run_dir, const std::string& checkpoint_dir) {
+  std::vector<std::string> candidates{run_dir + "/checkpoints"};
+  const std::string stored = run_dir + "/config.toml";
+  if (fs::is_regular_file(stored)) {
+    try {
+      candidates.push_back(checkpoint_dir_of(load_config(stored, {})));
+    } catch (const UserError&) {
+      // A stored config this version cannot read says nothing about where checkpoints are.
+    }
+  }
+  std::error_code ec;
+  auto holds_checkpoints = [&](const std::string& d) {
+    return fs::exists(fs::symlink_status(d + "/latest", ec)) || fs::exists(d + "/best.h5", ec) ||
+           !list_checkpoints(d).empty();
+  };
+  std::vector<std::string> out;
+  for (const std::string& c : candidates) {
+    if (same_directory(c, checkpoint_dir) || std::find(out.begin(), out.end(), c) != out.end()) continue;
+    if (holds_checkpoints(c)) out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
 ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std::string& checkpoint_dir,
                        const StoredConfig& stored) {
   ResumePlan plan;
   if (a.resume.empty()) {
     // A plain start must not write over a run: not only its metrics (written at the first epoch's
     // end) but its checkpoints too (a run stopped during its first epoch has only those).
-    const std::vector<std::string> found = existing_run_files(run_dir, checkpoint_dir);
+    std::vector<std::string> found = existing_run_files(run_dir, checkpoint_dir);
+    for (const std::string& other : checkpoints_elsewhere(run_dir, checkpoint_dir))
+      for (const std::string& f : existing_run_files(run_dir, other))
+        if (std::find(found.begin(), found.end(), f) == found.end()) found.push_back(f);
     std::string list;
     for (const std::string& f : found) list += (list.empty() ? "" : ", ") + f;
     LOCKSTEP_REQUIRE(found.empty(), "run directory ", run_dir, " already holds a run (", list,
@@ -77,6 +119,15 @@ ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std
                    " holds best.h5 but no checkpoint to continue from (no `latest`, no step-*.h5: the run saved "
                    "neither checkpoint.every_epochs nor checkpoint.at_end); a fresh start would replace it. Resume "
                    "from it explicitly with --resume ", best, ", or choose another run.dir (--run-dir)");
+  // The run's checkpoints in another directory (checkpoint.dir changed, or dropped, since the
+  // start): a fresh start here would abandon them.
+  const std::vector<std::string> elsewhere = checkpoints_elsewhere(run_dir, checkpoint_dir);
+  LOCKSTEP_REQUIRE(elsewhere.empty(), "--resume auto: checkpoint directory ", checkpoint_dir,
+                   " holds no checkpoint, but this run has checkpoints in ",
+                   elsewhere.empty() ? std::string() : elsewhere.front(),
+                   " (another checkpoint.dir than this start's); continue from them with --resume ",
+                   elsewhere.empty() ? std::string() : elsewhere.front(),
+                   " or by setting checkpoint.dir to that directory; a fresh start would abandon them");
   plan.abandon_metrics = fs::exists(run_dir + "/metrics.jsonl");
   return plan;
 }

@@ -37,7 +37,11 @@ class Checkpointer {
 std::string checkpoint_file_name(int64_t global_step);
 // Periodic checkpoints in the directory (step-<digits>.h5, nothing else), newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
-// Removes temporaries left by an interrupted save; returns how many.
+// Whether a file name is one a save writes before its rename (step-N.h5.tmp-<pid>,
+// best.h5.tmp-<pid>, latest.tmp).
+bool is_checkpoint_temporary(const std::string& name);
+// Removes the temporaries an interrupted save left (regular files with those names, nothing
+// else); returns how many.
 int remove_checkpoint_temporaries(const std::string& dir);
 
 // The `latest` pointer of a checkpoint directory. It must hold one bare file name of the

@@ -195,6 +195,30 @@ expect_rc 2 "metrics.jsonl unwritable"
 expect_err_once "metrics file $WORK/dst/metrics.jsonl: exists and is not a regular file"
 grep -q "^epoch" <<<"$OUT" && fail "trained before refusing: $OUT"
 
+# ---- the run's checkpoints in another checkpoint.dir than this start's: never a fresh start -------
+# Resumed with a checkpoint.dir that holds nothing, while the run's own checkpoints/ has them.
+rm -rf "$WORK/cdx" && cp -r "$R" "$WORK/cdx"
+digest=$(dir_digest "$WORK/cdx")
+run 2 60 train "${cfg[@]}" -o "$WORK/cdx" --resume auto --set checkpoint.dir="$WORK/cdx/ck2" --set train.epochs=4
+expect_rc 2 "resume auto, checkpoints elsewhere"
+expect_err_once "--resume auto: checkpoint directory $WORK/cdx/ck2 holds no checkpoint, but this run has checkpoints in $WORK/cdx/checkpoints"
+[ "$(dir_digest "$WORK/cdx")" = "$digest" ] || fail "a refused resume changed the run directory"
+# Started with its own checkpoint.dir, stopped in its first epoch (no metrics yet), then started
+# or resumed without it: the stored config.toml says where the checkpoints are.
+run 2 60 train "${cfg[@]}" -o "$WORK/own" --set checkpoint.dir="$WORK/own-ck" --set train.max_steps=2
+expect_rc 0
+rm "$WORK/own/metrics.jsonl"  # as if stopped before the first epoch's end
+run 2 60 train "${cfg[@]}" -o "$WORK/own"
+expect_rc 2 "plain start, checkpoints in the stored checkpoint.dir"
+expect_err_once "run directory $WORK/own already holds a run ($WORK/own-ck/latest, 1 step-*.h5 checkpoint in $WORK/own-ck"
+run 2 60 train "${cfg[@]}" -o "$WORK/own" --resume auto
+expect_rc 2 "resume auto, checkpoints in the stored checkpoint.dir"
+expect_err_once "but this run has checkpoints in $WORK/own-ck (another checkpoint.dir than this start's)"
+# Resumed with it, the run continues.
+run 2 60 train "${cfg[@]}" -o "$WORK/own" --resume auto --set checkpoint.dir="$WORK/own-ck"
+expect_rc 0 "resume with the run's checkpoint.dir"
+expect_out "resuming from $WORK/own-ck/step-000000002.h5"
+
 # ---- rotation prunes only its own step-<digits>.h5 files -------------------------------------------
 cp "$ck/step-000000002.h5" "$ck/step-000000002-keep.h5"
 run 1 60 train "${cfg[@]}" -o "$R" --resume auto --set train.epochs=4 --set checkpoint.keep=1
