@@ -230,14 +230,22 @@ void validate_config(const Config& c, int world_size) {
   // A *_labels key may be empty only when *_images is an HDF5 data file, which holds the labels
   // too (told by its signature; docs/data.md). load_datasets checks the files themselves.
   LOCKSTEP_REQUIRE(!c.data.train_images.empty(), "data.train_images: the training data must be given");
+  // Why an images path without labels cannot be used: it is not there at all, or not HDF5.
+  auto not_hdf5 = [](const std::string& path) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(st)) return std::string(": cannot open (no such file or directory)");
+    if (std::filesystem::is_directory(st)) return std::string(": is a directory, not a data file");
+    return std::string(" is not an HDF5 data file (an IDX image file needs its IDX label file)");
+  };
   LOCKSTEP_REQUIRE(!c.data.train_labels.empty() || h5::is_hdf5_file(c.data.train_images),
                    "data.train_labels is empty, but data.train_images = ", c.data.train_images,
-                   " is not an HDF5 data file (an IDX image file needs its IDX label file)");
+                   not_hdf5(c.data.train_images));
   LOCKSTEP_REQUIRE(c.data.test_labels.empty() || !c.data.test_images.empty(),
                    "data.test_labels is set but data.test_images is empty: give both or neither");
   LOCKSTEP_REQUIRE(c.data.test_images.empty() || !c.data.test_labels.empty() || h5::is_hdf5_file(c.data.test_images),
                    "data.test_labels is empty, but data.test_images = ", c.data.test_images,
-                   " is not an HDF5 data file (an IDX image file needs its IDX label file)");
+                   not_hdf5(c.data.test_images));
 }
 
 int model_classes(const DataConfig& d) {

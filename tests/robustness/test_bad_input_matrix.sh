@@ -101,6 +101,10 @@ bad 2 "$D/wide.h5: samples have 12 features but the model's input width (model.l
 make_h5 "$D/two.h5" 2 16 "[0.25] * (n * d)" "[0, 1]"
 bad 3 "$D/two.h5: 2 training samples are fewer than the 3 ranks" --set data.train_images="$D/two.h5" \
   --set data.train_labels= --set data.val_size=0
+bad 2 "data.train_labels is empty, but data.train_images = $D/absent.h5: cannot open (no such file or directory)" \
+  --set data.train_images="$D/absent.h5" "${h5[@]}"
+bad 3 "data.test_labels is empty, but data.test_images = $D/absent.h5: cannot open (no such file or directory)" \
+  --set data.test_images="$D/absent.h5" --set data.test_labels=
 head -c 1500 "$D/nan.h5" >"$D/cut.h5"
 bad 2 "$D/cut.h5: cannot open as HDF5" --set data.train_images="$D/cut.h5" "${h5[@]}"
 bad 2 "$D/nan.h5 is an HDF5 data file, which holds its labels" --set data.train_images="$D/nan.h5"
