@@ -1,5 +1,6 @@
 // lockstep's entry point: start MPI, set up the process, run the command line, and turn any
 // error into one message and an exit of every rank (invariant 7).
+#include <cstring>
 #include <exception>
 #include <iostream>
 
@@ -9,6 +10,7 @@
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/h5.hpp"
 #include "lockstep/runtime.hpp"
+#include "lockstep/signals.hpp"
 
 namespace {
 
@@ -41,5 +43,15 @@ int main(int argc, char** argv) {
   // (tests/robustness/test_disk_full.sh). Every handle is closed by its owner, so that cleanup
   // has nothing else to do: skip it.
   lockstep::h5::skip_library_cleanup_at_exit();
+  // A stop request (SIGUSR1, SIGTERM) to a training job is honoured at its first step boundary
+  // however early it comes: the handlers go in before MPI_Init, which takes a while on a large
+  // allocation, not only once the command line is parsed. Other commands keep the default
+  // action (a signal ends them).
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] == '-') continue;
+    if (std::strcmp(argv[i], "train") == 0 || std::strcmp(argv[i], "distill") == 0)
+      lockstep::install_stop_signal_handlers();
+    break;
+  }
   return run(argc, argv);
 }
