@@ -76,6 +76,19 @@ int run_cli(int argc, char** argv, Comm& comm) {
     try {
       std::rethrow_exception(parse_error);
     } catch (const CLI::ParseError& e) {
+      // "A subcommand is required" for `lockstep trian`: name the word and the commands there are.
+      std::string names;
+      bool known = false;
+      for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+        known = known || (argc > 1 && sub->get_name() == argv[1]);
+      }
+      if (argc > 1 && argv[1][0] != '-' && !known) {
+        if (comm.rank() == 0)
+          std::cerr << "lockstep: error: unknown command '" << argv[1] << "'; the commands are " << names
+                    << " (lockstep --help)" << std::endl;
+        return exit_code::bad_input;
+      }
       if (comm.rank() == 0) app.exit(e);
       return e.get_exit_code() == 0 ? exit_code::ok : exit_code::bad_input;
     }

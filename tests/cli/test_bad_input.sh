@@ -4,6 +4,10 @@
 source "$(dirname "$0")/lib.sh"
 cfg="$SOURCE_DIR/jobs/configs/fashion_mnist_mlp.toml"
 
+run 2 20 trian --config "$cfg" --run-dir "$WORK/a"
+expect_rc 2 "unknown command"
+expect_err_once "unknown command 'trian'; the commands are train, distill, eval, inspect"
+
 run 2 20 train --config "$cfg" --run-dir "$WORK/a" --set optimizer.lrr=0.1
 expect_rc 2 "unknown key"
 expect_err_once "unknown key 'optimizer.lrr'"
