@@ -287,6 +287,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
     if (resuming) std::cout << resumed_line << "\n";
     std::cout << std::flush;
   }
+  const int64_t first_step = trainer->state().global_step;  // > 0 when resumed
   const auto start = std::chrono::steady_clock::now();
   const TrainResult result = trainer->run();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -306,8 +307,11 @@ int run_train(Comm& comm, const TrainArgs& a) {
   }
   if (root && !result.epochs.empty()) {
     const EpochRecord& last = result.epochs.back();
-    std::cout << std::fixed << "done: " << result.steps << " steps" << skipped << " in " << std::setprecision(1)
-              << secs << " s";
+    std::cout << std::fixed << "done: " << result.steps << " steps" << skipped;
+    // The time is this process's: after a resume, say which steps it covers.
+    if (first_step > 0)
+      std::cout << " (" << result.steps - first_step << " of them after resuming at step " << first_step << ")";
+    std::cout << " in " << std::setprecision(1) << secs << " s";
     if (result.stopped_early) std::cout << " (stopped early)";
     std::cout << std::setprecision(4);
     if (last.val) std::cout << "; validation accuracy " << last.val->accuracy;

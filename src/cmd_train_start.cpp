@@ -142,7 +142,11 @@ std::string nothing_left_to_do(const Config& cfg, const TrainerState& state, int
     why = fmt("early stopping ended it after ", state.early.bad_epochs, " epochs without improvement "
               "(early_stopping.patience = ", cfg.early_stopping.patience, ")");
   if (why.empty()) return "";
-  return fmt("nothing left to do: the run is at step ", state.global_step, " of ", total_steps, " (", why,
+  // A run resumed with a smaller train.epochs can be past the steps the config asks for.
+  const std::string where = state.global_step > total_steps
+                                ? fmt(", past the ", total_steps, " steps this config asks for")
+                                : fmt(" of ", total_steps);
+  return fmt("nothing left to do: the run is at step ", state.global_step, where, " (", why,
              "); raise train.epochs or train.max_steps to train further");
 }
 

@@ -55,7 +55,7 @@ grep -qF "784-" <<<"$OUT" && fail "the built-in default model was used: $OUT"
 expect_out "16-8-4 relu MLP"
 expect_out "3 epochs of 5 steps"
 expect_out "resuming from $ck/step-000000004.h5: epoch 1, step 4"
-expect_out "done: 6 steps"
+expect_out "done: 6 steps (2 of them after resuming at step 4) in "
 # metrics.jsonl: epoch 1 complete (steps 1-5), epoch 2 partial (step 6 of it), marked as such.
 python3 - "$R/metrics.jsonl" <<'PY' || fail "metrics.jsonl does not mark the partial epoch: $(cat "$R/metrics.jsonl")"
 import json, sys
@@ -83,6 +83,9 @@ digest=$(dir_digest "$R")
 run 1 60 train "${cfg[@]}" -o "$R" --resume auto
 expect_rc 0 "finished by epochs"
 expect_out "nothing left to do: the run is at step 15 of 15 (all 3 epochs (train.epochs) are done)"
+run 1 60 train "${cfg[@]}" -o "$R" --resume auto --set train.epochs=2
+expect_rc 0 "resumed with fewer epochs"
+expect_out "nothing left to do: the run is at step 15, past the 10 steps this config asks for (all 2 epochs (train.epochs) are done)"
 [ "$(dir_digest "$R")" = "$digest" ] || fail "resuming a finished run wrote to it"
 
 # ---- a lost or damaged `latest`: the newest step file that reads, never a fresh start -------------
