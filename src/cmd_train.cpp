@@ -245,6 +245,10 @@ int run_train(Comm& comm, const TrainArgs& a) {
           if (const int n = remove_checkpoint_temporaries(ckdir); n > 0)
             std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
         }
+        if (resuming) {
+          const std::string aside = set_aside_later_course(dir, ckdir, metrics, ck.trainer.global_step, utc_stamp());
+          if (!aside.empty()) std::cout << aside << std::endl;
+        }
         if (plan.abandon_metrics) {
           // Keep the earlier metrics beside the new run rather than appending to them.
           const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";

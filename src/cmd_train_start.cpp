@@ -7,9 +7,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "lockstep/agree.hpp"
 #include "lockstep/check.hpp"
 #include "lockstep/checkpointer.hpp"
+#include "lockstep/run_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -130,6 +133,52 @@ ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std
                    " or by setting checkpoint.dir to that directory; a fresh start would abandon them");
   plan.abandon_metrics = fs::exists(run_dir + "/metrics.jsonl");
   return plan;
+}
+
+std::string set_aside_later_course(const std::string& run_dir, const std::string& checkpoint_dir,
+                                   const std::string& metrics, int64_t step, const std::string& stamp) {
+  // Step files after `step` (their names hold the zero-padded step).
+  std::vector<std::string> later;
+  for (const std::string& path : list_checkpoints(checkpoint_dir)) {
+    const std::string name = fs::path(path).filename().string();
+    const int64_t at = std::stoll(name.substr(5, name.size() - 5 - 3));  // step-<digits>.h5
+    if (at > step) later.push_back(path);
+  }
+  // Epoch lines after `step`, and a torn last line a kill left.
+  std::vector<std::string> keep, drop;
+  if (fs::is_regular_file(metrics)) {
+    std::ifstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      const bool before = !j.is_discarded() && j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+                          j["step"].get<int64_t>() <= step;
+      (before ? keep : drop).push_back(line);
+    }
+  }
+  if (later.empty() && drop.empty()) return "";
+  std::string line = fmt("resuming at step ", step, " while the run had gone further: its later course is kept aside:");
+  if (!later.empty()) {
+    const LatestPointer pointer = read_latest(checkpoint_dir);
+    const std::string aside = checkpoint_dir + "/abandoned-" + stamp;
+    fs::create_directories(aside);
+    for (const std::string& path : later) fs::rename(path, aside + "/" + fs::path(path).filename().string());
+    line += fmt(" ", later.size(), " newer checkpoint(s) (", fs::path(later.back()).filename().string(),
+                later.size() > 1 ? " to " + fs::path(later.front()).filename().string() : std::string(), ") moved to ",
+                aside);
+    // A pointer to a file that moved would lead nowhere: the continuation's first save renews it.
+    if (pointer.state == LatestPointer::State::ok && !fs::exists(pointer.path)) fs::remove(checkpoint_dir + "/latest");
+  }
+  if (!drop.empty()) {
+    const std::string kept = run_dir + "/metrics-abandoned-" + stamp + ".jsonl";
+    fs::copy_file(metrics, kept);
+    std::string text;
+    for (const std::string& l : keep) text += l + "\n";
+    write_file_atomic(metrics, text);
+    line += fmt(later.empty() ? " " : "; ", drop.size(), " later line(s) of metrics.jsonl (the whole file kept as ",
+                kept, ")");
+  }
+  return line;
 }
 
 std::string nothing_left_to_do(const Config& cfg, const TrainerState& state, int64_t total_steps) {

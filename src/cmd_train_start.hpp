@@ -3,6 +3,7 @@
 // (or why it must refuse), and whether a resumed run has anything left to do. Rank 0 makes the
 // file-system decisions; cmd_train.cpp runs them inside collectively() and broadcasts the outcome.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "commands.hpp"
@@ -33,6 +34,15 @@ struct ResumePlan {
 };
 ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std::string& checkpoint_dir,
                        const StoredConfig& stored);
+
+// A resume from step `step` while the run went further (a checkpoint older than the newest, or
+// epoch lines written after the checkpoint): its later course is set aside, not mixed into the
+// continuation. Step files after `step` in checkpoint_dir move to checkpoint_dir/abandoned-STAMP/
+// (the continuation would overwrite them one by one, and a damaged `latest` would fall back on
+// them); metrics.jsonl lines after `step` move to run_dir/metrics-abandoned-STAMP.jsonl. Returns
+// the line for the log, "" when there was nothing after `step`. Rank 0, before the first save.
+std::string set_aside_later_course(const std::string& run_dir, const std::string& checkpoint_dir,
+                                   const std::string& metrics, int64_t step, const std::string& stamp);
 
 // "" when a run restored to `state` still has steps to take under cfg; otherwise the line that
 // says there is nothing left to do (step N of N, and what ended the run).

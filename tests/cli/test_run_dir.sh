@@ -222,6 +222,20 @@ run 2 60 train "${cfg[@]}" -o "$WORK/own" --resume auto --set checkpoint.dir="$W
 expect_rc 0 "resume with the run's checkpoint.dir"
 expect_out "resuming from $WORK/own-ck/step-000000002.h5"
 
+# ---- resumed from an older checkpoint in place: the later course is set aside, not mixed in ---------
+run 1 60 train "${cfg[@]}" -o "$WORK/br"
+expect_rc 0
+bck=$WORK/br/checkpoints
+run 1 60 train "${cfg[@]}" -o "$WORK/br" --resume "$bck/step-000000006.h5"
+expect_rc 0 "resume from an older checkpoint"
+expect_out "resuming at step 6 while the run had gone further: its later course is kept aside: 5 newer checkpoint(s) (step-000000008.h5 to step-000000015.h5) moved to $bck/abandoned-"
+expect_out "; 2 later line(s) of metrics.jsonl (the whole file kept as $WORK/br/metrics-abandoned-"
+[ "$(ls "$bck"/abandoned-*/ | grep -c '^step-')" -eq 5 ] || fail "abandoned: $(ls "$bck"/abandoned-*/)"
+for e in 1 2 3; do
+  [ "$(grep -c "\"epoch\":$e," "$WORK/br/metrics.jsonl")" -eq 1 ] || fail "epoch $e not once in metrics.jsonl: $(cat "$WORK/br/metrics.jsonl")"
+done
+[ "$(cat "$bck/latest")" = "step-000000015.h5" ] || fail "latest: $(cat "$bck/latest")"
+
 # ---- rotation prunes only its own step-<digits>.h5 files -------------------------------------------
 cp "$ck/step-000000002.h5" "$ck/step-000000002-keep.h5"
 run 1 60 train "${cfg[@]}" -o "$R" --resume auto --set train.epochs=4 --set checkpoint.keep=1
