@@ -406,6 +406,19 @@ TrainResult Trainer::run() {
                   << "\"skip\"): the run is making no progress. Check the data and the learning rate" << std::endl;
       throw AgreedFailure(exit_code::non_finite);
     }
+    // Finite weights give finite logits and so a finite loss, however wrong the model: a non-finite
+    // evaluation loss means the weights have blown up (steps that train.non_finite = "skip" let
+    // through, e.g. at a huge learning rate). Evaluation is reduced, so every rank sees the same.
+    for (const auto& [ev, name] : {std::pair{&rec.val, "validation"}, std::pair{&rec.test, "test"}}) {
+      if (!ev->has_value() || std::isfinite((*ev)->loss)) continue;
+      if (comm_->rank() == 0)
+        std::cerr << "lockstep: error: the " << name << " loss after epoch "
+                  << state_.epoch + 1 << " (step " << state_.global_step << ") is " << shown((*ev)->loss)
+                  << ": the weights no longer give finite outputs (" << skipped_total_
+                  << " step(s) of this run skipped as non-finite); nothing more is saved. Lower optimizer.lr or "
+                  << "check the data, and resume from an earlier checkpoint" << std::endl;
+      throw AgreedFailure(exit_code::non_finite);
+    }
     // Stopped by max_steps inside the epoch: reported as partial; the epoch continues on resume.
     if (!epoch_complete) break;
     ++state_.epoch;
