@@ -2,6 +2,7 @@
 // inference throughput) and `lockstep inspect` (a human summary of a checkpoint file, on rank 0).
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
@@ -13,6 +14,7 @@
 #include "lockstep/checkpointer.hpp"
 #include "lockstep/checksum.hpp"
 #include "lockstep/config_agree.hpp"
+#include "lockstep/data_fingerprint.hpp"
 #include "lockstep/dataset.hpp"
 #include "lockstep/device.hpp"
 #include "lockstep/evaluate.hpp"
@@ -29,6 +31,16 @@ struct EvalArgs : ConfigArgs {
   std::string checkpoint;
   double time_inference = 0.0;  // seconds of repeated forward passes; 0: no timing
 };
+
+// data.val_size of the checkpoint's stored config (fallback when it has none or it does not parse).
+int64_t stored_val_size(const CheckpointData& ck, int64_t fallback) {
+  if (ck.config_toml.empty()) return fallback;
+  try {
+    return parse_config_text(ck.config_toml, "the checkpoint's stored config").data.val_size;
+  } catch (const UserError&) {
+    return fallback;
+  }
+}
 
 // Forward passes (logits only, batch_rows at a time) over the first rows of data, repeated for
 // about `seconds` on each rank, in 5 windows. Rows are staged once before the clock starts, so
@@ -86,15 +98,24 @@ int run_eval(Comm& comm, const EvalArgs& a) {
       },
       std::cerr);
   broadcast_checkpoint(comm, ck, 0);
-  // The data come from the checkpoint's own config unless --config/--set say otherwise; the
-  // model always comes from the checkpoint.
+  // The config: the checkpoint's own unless --config says otherwise, --set on top. What defines the
+  // data the model was trained and validated on (seed, split, classes, normalisation) must be the
+  // checkpoint's: another split would "validate" on training samples, another transform would
+  // score other inputs. The model always comes from the checkpoint, and the training settings
+  // are not used; a note lists those set to other values.
   Config cfg;
+  std::string unused;
   collectively(
       comm,
       [&] {
         check_launch(comm.size());
         cfg = a.config.empty() ? load_config_text(ck.config_toml, a.checkpoint + " (stored config)", a.sets)
                                : load_config(a.config, a.sets);
+        const std::string diff = eval_incompatibilities(ck, cfg);
+        LOCKSTEP_REQUIRE(diff.empty(), "cannot evaluate ", a.checkpoint, " with these settings: they define the "
+                         "validation split or the input transform, and eval uses those the model was trained with "
+                         "(leave them out of --config/--set, or set them to the checkpoint's values):", diff);
+        unused = eval_unused_settings(ck, cfg);
         cfg.model.layers = ck.layers;
         cfg.model.activation = ck.activation;
         validate_config(cfg, comm.size());
@@ -103,14 +124,47 @@ int run_eval(Comm& comm, const EvalArgs& a) {
   // Before anything collective depends on them: every rank resolved the same config and arguments.
   agree_on_config(comm, cfg, {{"command", "eval"}, {"--checkpoint", a.checkpoint},
                               {"--time-inference", fmt(a.time_inference)}}, std::cerr);
+  // The training file is read only when something needs it: the validation set is drawn from it,
+  // standardize takes its statistics from its training rows, or it is what --time-inference times.
+  const bool score_val = cfg.data.val_size > 0, has_test = !cfg.data.test_images.empty();
+  const bool standardize = cfg.data.normalize == Normalize::standardize;
+  std::string needs_train;
+  if (score_val) needs_train = fmt("the validation set is drawn from it (data.val_size = ", cfg.data.val_size, ")");
+  else if (standardize)
+    needs_train = "data.normalize = standardize takes its mean and deviation from the training rows the model was "
+                  "trained on";
+  else if (!has_test && a.time_inference > 0) needs_train = "--time-inference times it when there is no test set";
   Datasets data;
   collectively(
       comm,
       [&] {
-        data = load_datasets(cfg.data, cfg.model.layers.front(), cfg.run.seed);
-        LOCKSTEP_REQUIRE(data.val || data.test || a.time_inference > 0,
+        LOCKSTEP_REQUIRE(score_val || has_test || a.time_inference > 0,
                          "nothing to evaluate: data.val_size is 0 and data.test_images is empty; set one of them "
                          "(--set data.val_size=5000, or --set data.test_images=FILE)");
+        if (needs_train.empty()) {
+          data = load_test_set(cfg.data, cfg.model.layers.front());
+          return;
+        }
+        // A missing training file is named with the reason eval reads it.
+        auto require_file = [&](const char* key, const std::string& file) {
+          std::error_code ec;
+          LOCKSTEP_REQUIRE(file.empty() || std::filesystem::is_regular_file(file, ec), key, " = ", file, ": ",
+                           std::filesystem::exists(file, ec) ? "not a regular file" : "no such file",
+                           "; eval needs the training data here because ", needs_train,
+                           score_val && !standardize ? " (to score the test set alone, --set data.val_size=0)" : "");
+        };
+        require_file("data.train_images", cfg.data.train_images);
+        require_file("data.train_labels", cfg.data.train_labels);
+        // The split is the checkpoint's: with data.val_size = 0 (no validation set scored) the
+        // standardisation statistics still come from the rows the model trained on.
+        DataConfig dc = cfg.data;
+        if (!score_val) dc.val_size = stored_val_size(ck, cfg.data.val_size);
+        data = load_datasets(dc, cfg.model.layers.front(), cfg.run.seed);
+        if (!score_val) data.val.reset();
+        const DataFingerprint now = fingerprint_of(data);
+        const std::string diff = eval_incompatibilities(ck, cfg, &now);
+        LOCKSTEP_REQUIRE(diff.empty(), "cannot evaluate ", a.checkpoint, " on these data: ", needs_train,
+                         ", and it is not the file the model was trained on:", diff);
       },
       std::cerr);
   std::unique_ptr<Backend> backend;
@@ -131,6 +185,10 @@ int run_eval(Comm& comm, const EvalArgs& a) {
   Evaluator& evaluator = *evaluator_owner;
   if (root) {
     if (!note.empty()) std::cout << note << "\n";
+    if (!unused.empty())
+      std::cout << "note: eval takes the model from the checkpoint and does not train; these settings differ from "
+                   "the checkpoint's and are not used:"
+                << unused << "\n";
     if (ck.checksums_missing > 0)
       std::cout << "note: " << path << " was written without checksums (" << ck.checksums_missing
                 << " datasets and groups not verified)\n";
@@ -246,6 +304,14 @@ void add_eval_commands(CLI::App& app, CommandTable& table) {
   eval->add_option("-k,--checkpoint", args->checkpoint, "checkpoint file, or a checkpoint directory (its latest)")
       ->required();
   add_config_options(eval, *args, /*with_run_dir=*/false);  // eval writes nothing
+  eval->footer(
+      "The config is the checkpoint's stored one unless --config names another; --set applies on top.\n"
+      "The data settings the model was trained with must not change: another run.seed, data.val_size,\n"
+      "data.normalize, data.class_subset, data.train_limit or data.classes, or other training data, is\n"
+      "refused (exit 2) with each difference listed. The model comes from the checkpoint; model.*,\n"
+      "train.*, optimizer.* and the other training settings are not used (a note lists those that\n"
+      "differ). --set data.val_size=0 scores the test set only; with data.normalize = scale the training\n"
+      "file is then not read (standardize needs it for the training rows' mean and deviation).");
   eval->add_option("--time-inference", args->time_inference,
                    "also measure inference throughput: forward passes of data.eval_batch test samples repeated "
                    "for about this many seconds on every rank (for one core: 1 rank, OPENBLAS_NUM_THREADS=1)")

@@ -179,6 +179,18 @@ std::string subset_text(const DataConfig& cfg) {
   return s + "]";
 }
 
+// The test set as the model sees it: the rows of data.class_subset's classes, relabelled.
+std::shared_ptr<const DataSource> test_subset(const DataConfig& cfg, std::shared_ptr<DataSource> test,
+                                              const std::vector<int32_t>& label_map) {
+  if (label_map.empty()) return test;
+  std::vector<int64_t> rows = rows_in_subset(*test, label_map);
+  LOCKSTEP_REQUIRE(!rows.empty(), test->name(), ": no test sample has a class of data.class_subset = ",
+                   subset_text(cfg));
+  return std::make_shared<RelabeledData>(
+      std::make_shared<SubsetData>(test, std::move(rows), test->name() + " (class subset)"), label_map,
+      static_cast<int>(cfg.class_subset.size()));
+}
+
 }  // namespace
 
 Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, ScanShare share) {
@@ -262,20 +274,26 @@ Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, 
   }
   if (!split.val.empty())
     out.val = std::make_shared<SubsetData>(full, std::move(split.val), full->name() + " (validation part)");
-  out.test = test;
+  out.test = test ? test_subset(cfg, test, label_map) : nullptr;
   if (!label_map.empty()) {
     const int k = static_cast<int>(cfg.class_subset.size());
     out.train = std::make_shared<RelabeledData>(out.train, label_map, k);
     if (out.val) out.val = std::make_shared<RelabeledData>(out.val, label_map, k);
-    if (test) {
-      std::vector<int64_t> rows = rows_in_subset(*test, label_map);
-      LOCKSTEP_REQUIRE(!rows.empty(), test->name(), ": no test sample has a class of data.class_subset = ",
-                       subset_text(cfg));
-      out.test = std::make_shared<RelabeledData>(
-          std::make_shared<SubsetData>(test, std::move(rows), test->name() + " (class subset)"), label_map, k);
-    }
   }
   out.train_file = full;
+  return out;
+}
+
+Datasets load_test_set(const DataConfig& cfg, int64_t input_dim, ScanShare share) {
+  LOCKSTEP_REQUIRE(cfg.normalize == Normalize::scale,
+                   "data.normalize = standardize takes its mean and deviation from the training data: load them "
+                   "with load_datasets");
+  LOCKSTEP_REQUIRE(!cfg.test_images.empty(), "data.test_images is empty: there is no test set to load");
+  std::shared_ptr<DataSource> test =
+      open_source("data.test_images", cfg.test_images, "data.test_labels", cfg.test_labels, cfg.classes, input_dim);
+  if (auto* h = dynamic_cast<H5Data*>(test.get())) h->scan_features(nullptr, share.part, share.parts);
+  Datasets out;
+  out.test = test_subset(cfg, test, class_label_map(cfg));
   return out;
 }
 

@@ -81,4 +81,18 @@ struct ResumeFacts {
 // the checkpoint and cfg (and `now`, when given) ("" when compatible).
 std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg, const ResumeFacts* now = nullptr);
 
+// What `lockstep eval` refuses: the settings that define the checkpoint's data (run.seed,
+// data.classes, val_size, normalize, class_subset, train_limit: the validation split and the input
+// transform) differing from those it was trained with, and, when train_now is given (eval opened the
+// training file), other training data. data.val_size = 0 is allowed: it skips the validation set.
+// The same list and wording as resume_incompatibilities ("" when compatible).
+std::string eval_incompatibilities(const CheckpointData& ck, const Config& cfg,
+                                   const DataFingerprint* train_now = nullptr);
+
+// The settings eval takes from the checkpoint (model.layers, model.activation) or does not use
+// (the rest of model.*, train.*, optimizer.*, schedule.*, early_stopping.*, checkpoint.*,
+// distill.*, init.*) that cfg sets to other values than the checkpoint's, one
+// "\n  key: checkpoint has A, config has B" line each ("" when none).
+std::string eval_unused_settings(const CheckpointData& ck, const Config& cfg);
+
 }  // namespace lockstep

@@ -2,7 +2,8 @@
 // buffers (so the step loop never allocates); MemoryData holds a whole dataset, SubsetData is a
 // view on some rows of another source (the train/validation split), RelabeledData renumbers the
 // labels of a class subset. load_datasets reads the configured files, validates them against the
-// model, keeps the configured classes and splits off the validation set.
+// model, keeps the configured classes and splits off the validation set; load_test_set reads the
+// test set alone.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -121,5 +122,10 @@ struct ScanShare {
 
 // Loads and validates the configured data for a model whose input width is input_dim.
 Datasets load_datasets(const DataConfig& cfg, int64_t input_dim, uint64_t seed, ScanShare share = {});
+
+// The test set alone (data.test_images, with data.class_subset applied), without opening the
+// training file: for scoring a model on the test set when data.normalize = scale (standardize
+// needs the training rows' statistics; this refuses it). Only `test` is set.
+Datasets load_test_set(const DataConfig& cfg, int64_t input_dim, ScanShare share = {});
 
 }  // namespace lockstep

@@ -97,6 +97,26 @@ TEST(ClassSubset, NoSubsetLeavesTheDataAsBefore) {
   EXPECT_EQ(d.test->size(), 50);
 }
 
+// The test set alone (eval with data.val_size = 0): the same rows and labels as load_datasets
+// gives, without the training file, which may be missing; standardize needs it and is refused.
+TEST(LoadTestSet, SameTestSetWithoutTheTrainingFile) {
+  Fixture f;
+  f.cfg.class_subset = {7, 2};
+  const Datasets full = load_datasets(f.cfg, kDim, 42);
+  f.cfg.train_images = f.dir.file("missing-images");
+  f.cfg.train_labels = f.dir.file("missing-labels");
+  const Datasets alone = load_test_set(f.cfg, kDim);
+  ASSERT_TRUE(alone.test);
+  EXPECT_FALSE(alone.train);
+  EXPECT_FALSE(alone.val);
+  const Rows a = all_rows(*full.test), b = all_rows(*alone.test);
+  EXPECT_EQ(a.file_rows, b.file_rows);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(alone.test->classes(), 2);
+  f.cfg.normalize = Normalize::standardize;
+  EXPECT_TRUE(test::throws_user_error([&] { load_test_set(f.cfg, kDim); }, {"data.normalize = standardize"}));
+}
+
 TEST(TrainLimit, KeepsThatManySamplesChosenBySeed) {
   Fixture f;
   f.cfg.class_subset = {5, 6, 7, 8, 9};

@@ -1,7 +1,8 @@
 // Which settings a resume may change: those that define the run (model, optimizer, batch, seed,
 // the data split and normalisation, the data themselves by fingerprint, the position they give)
 // are refused with each difference listed; those that do not (epochs, max_steps, checkpointing,
-// progress, device, the learning rate) are allowed.
+// progress, device, the learning rate) are allowed. The same machinery tells `eval` which data
+// settings it must take from the checkpoint (the split, the transform) and which it does not use.
 #include <gtest/gtest.h>
 
 #include "lockstep/checkpoint.hpp"
@@ -106,6 +107,78 @@ TEST(ResumeCompat, OtherDataAndAPositionThatDoesNotFitAreListed) {
   now = facts_of(ck, 5);
   now.data.train = "00000000000000bb";
   EXPECT_EQ(resume_incompatibilities(old, cfg, &now), "");
+}
+
+// eval: the data settings that define the split and the input transform are refused, each listed
+// with both values; the paths, the test set, data.val_size = 0 (no validation set) are allowed.
+TEST(EvalCompat, SettingsThatDefineTheDataAreEachListed) {
+  Config cfg = test::small_config({6, 5, 2}, 10, 3);
+  cfg.data.val_size = 10;
+  const CheckpointData ck = saved_by(cfg);
+  Config other = cfg;
+  other.run.seed = 7;
+  other.data.val_size = 4;
+  other.data.normalize = Normalize::standardize;
+  other.data.class_subset = {0, 1};
+  other.data.train_limit = 20;
+  other.data.classes = 3;
+  DataFingerprint now = ck.data;
+  now.train = "00000000000000bb";
+  const std::string diff = eval_incompatibilities(ck, other, &now);
+  for (const char* line : {"run.seed (the validation split): checkpoint has 42, config has 7",
+                           "data.val_size: checkpoint has 10, config has 4",
+                           "data.normalize: checkpoint has 'scale', config has 'standardize'",
+                           "data.class_subset: checkpoint has [], config has [0, 1]",
+                           "data.train_limit: checkpoint has 0, config has 20",
+                           "data.classes: checkpoint has 2, config has 3",
+                           "data.train_images: the training data differ (the checkpoint trained on 50 samples with "
+                           "fingerprint 00000000000000aa, the files now hold 50 with 00000000000000bb)"})
+    EXPECT_NE(diff.find(line), std::string::npos) << line << "\nin:" << diff;
+  // The training settings are not eval's concern here (eval_unused_settings lists them).
+  EXPECT_EQ(diff.find("train.batch_size"), std::string::npos) << diff;
+}
+
+TEST(EvalCompat, PathsTheTestSetAndNoValidationSetAreAllowed) {
+  Config cfg = test::small_config({6, 5, 2}, 10, 3);
+  cfg.data.val_size = 10;
+  const CheckpointData ck = saved_by(cfg);
+  Config other = cfg;
+  other.data.train_images = "/moved/train.gz";
+  other.data.test_images = "/other/test.h5";
+  other.data.eval_batch = 7;
+  other.run.device = DeviceChoice::auto_;
+  other.train.epochs = 99;
+  other.model.layers = {6, 9, 2};
+  const DataFingerprint same = ck.data;
+  EXPECT_EQ(eval_incompatibilities(ck, other, &same), "");
+  other.data.val_size = 0;  // score the test set only
+  EXPECT_EQ(eval_incompatibilities(ck, other), "");
+  // A checkpoint trained without a validation set has none to score: another val_size would draw
+  // one from its training samples.
+  Config none = cfg;
+  none.data.val_size = 0;
+  const CheckpointData ck0 = saved_by(none);
+  other.data.val_size = 5;
+  EXPECT_NE(eval_incompatibilities(ck0, other).find("data.val_size: checkpoint has 0, config has 5"),
+            std::string::npos);
+}
+
+TEST(EvalCompat, UnusedTrainingSettingsAreListedOnlyWhenTheyDiffer) {
+  const Config cfg = test::small_config({6, 5, 2}, 10, 3);
+  const CheckpointData ck = saved_by(cfg);
+  EXPECT_EQ(eval_unused_settings(ck, cfg), "");
+  Config other = cfg;
+  other.model.layers = {6, 9, 2};
+  other.train.epochs = 99;
+  other.optimizer.lr = 0.5;
+  other.data.eval_batch = 7;  // eval uses it: not listed
+  other.run.seed = 7;         // refused by eval_incompatibilities, not listed here
+  const std::string unused = eval_unused_settings(ck, other);
+  for (const char* line : {"model.layers: checkpoint has [6, 5, 2], config has [6, 9, 2]",
+                           "train.epochs: checkpoint has 3, config has 99", "optimizer.lr: checkpoint has "})
+    EXPECT_NE(unused.find(line), std::string::npos) << line << "\nin:" << unused;
+  EXPECT_EQ(unused.find("data."), std::string::npos) << unused;
+  EXPECT_EQ(unused.find("run."), std::string::npos) << unused;
 }
 
 TEST(DataFingerprint, ChangesWithAnyLabelOrASampledRowAndOnlyThen) {
