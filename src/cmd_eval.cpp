@@ -104,6 +104,7 @@ int run_eval(Comm& comm, const EvalArgs& a) {
   agree_on_config(comm, cfg, {{"command", "eval"}, {"--checkpoint", a.checkpoint},
                               {"--time-inference", fmt(a.time_inference)}}, std::cerr);
   Datasets data;
+  DataFingerprint fingerprint;
   collectively(
       comm,
       [&] {
@@ -111,8 +112,11 @@ int run_eval(Comm& comm, const EvalArgs& a) {
         LOCKSTEP_REQUIRE(data.val || data.test || a.time_inference > 0,
                          "nothing to evaluate: data.val_size is 0 and data.test_images is empty; set one of them "
                          "(--set data.val_size=5000, or --set data.test_images=FILE)");
+        fingerprint = fingerprint_of(data);
       },
       std::cerr);
+  // The accuracy reported is a sum over every rank's share: each must read the same files.
+  agree_on_data(comm, data_files_of(cfg.data, fingerprint), std::cerr);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Mlp> model_owner;
   std::unique_ptr<Evaluator> evaluator_owner;
