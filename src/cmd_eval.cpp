@@ -135,6 +135,7 @@ int run_eval(Comm& comm, const EvalArgs& a) {
                   "trained on";
   else if (!has_test && a.time_inference > 0) needs_train = "--time-inference times it when there is no test set";
   Datasets data;
+  DataFingerprint fingerprint;
   collectively(
       comm,
       [&] {
@@ -143,6 +144,10 @@ int run_eval(Comm& comm, const EvalArgs& a) {
                          "(--set data.val_size=5000, or --set data.test_images=FILE)");
         if (needs_train.empty()) {
           data = load_test_set(cfg.data, cfg.model.layers.front());
+          if (data.test) {  // the training file is not read: only the test set is compared
+            fingerprint.test_samples = data.test->size();
+            fingerprint.test = fingerprint_of(*data.test);
+          }
           return;
         }
         // A missing training file is named with the reason eval reads it.
@@ -161,12 +166,15 @@ int run_eval(Comm& comm, const EvalArgs& a) {
         if (!score_val) dc.val_size = stored_val_size(ck, cfg.data.val_size);
         data = load_datasets(dc, cfg.model.layers.front(), cfg.run.seed);
         if (!score_val) data.val.reset();
-        const DataFingerprint now = fingerprint_of(data);
+        fingerprint = fingerprint_of(data);
+        const DataFingerprint& now = fingerprint;
         const std::string diff = eval_incompatibilities(ck, cfg, &now);
         LOCKSTEP_REQUIRE(diff.empty(), "cannot evaluate ", a.checkpoint, " on these data: ", needs_train,
                          ", and it is not the file the model was trained on:", diff);
       },
       std::cerr);
+  // The accuracy reported is a sum over every rank's share: each must read the same files.
+  agree_on_data(comm, data_files_of(cfg.data, fingerprint), std::cerr);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Mlp> model_owner;
   std::unique_ptr<Evaluator> evaluator_owner;

@@ -1,6 +1,6 @@
 // `lockstep train` (and `lockstep distill`, which adds a teacher): load and check everything
-// collectively (config, resume point, teacher, init checkpoint, data, teacher-logits cache),
-// then train and report.
+// collectively (config, resume point, teacher, init checkpoint, data and its agreement across
+// ranks, teacher-logits cache), then train and report.
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -19,6 +19,8 @@
 #include "lockstep/device.hpp"
 #include "lockstep/distill.hpp"
 #include "lockstep/exit_codes.hpp"
+#include "lockstep/h5.hpp"
+#include "lockstep/h5_dataset.hpp"
 #include "lockstep/launch.hpp"
 #include "lockstep/memory_plan.hpp"
 #include "lockstep/nccl_comm.hpp"
@@ -162,6 +164,10 @@ int run_train(Comm& comm, const TrainArgs& a) {
         fingerprint = fingerprint_of(data);
       },
       std::cerr);
+  // Ranks that read other contents behind the same paths (node-local copies, relative paths in
+  // other working directories) would train one model on two data sets without a sign (the
+  // gradients are summed, the replicas stay equal): refused before anything is written.
+  agree_on_data(comm, data_files_of(cfg.data, fingerprint), std::cerr);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
   collectively(
@@ -188,6 +194,22 @@ int run_train(Comm& comm, const TrainArgs& a) {
                   << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s into "
                   << cfg.distill.cache << std::defaultfloat << std::endl;
     }
+  }
+
+  if (!cfg.distill.teacher.empty() && !cfg.distill.cache.empty()) {
+    // Every rank reads the teacher's logits from its own copy of the cache: the copies must agree
+    // too. A cache this rank cannot open is left to the distiller, whose checks say why.
+    std::vector<DataFileFingerprint> cache{{"distill.cache = " + cfg.distill.cache, -1, ""}};
+    try {
+      if (std::filesystem::is_regular_file(cfg.distill.cache) && h5::is_hdf5_file(cfg.distill.cache)) {
+        const H5Data logits(cfg.distill.cache, cfg.data.classes);
+        cache[0].samples = logits.size();
+        cache[0].fingerprint = fingerprint_of(logits);
+      }
+    } catch (const std::exception&) {
+      cache[0].fingerprint.clear();
+    }
+    agree_on_data(comm, cache, std::cerr);
   }
 
   TrainerOptions opts;

@@ -1,4 +1,4 @@
-// Start-up agreement on the command and the resolved config (see config_agree.hpp). Only
+// Start-up agreement on the command, the resolved config and the data (see config_agree.hpp). Only
 // fixed-size allgathers and broadcasts whose sequence every rank derives from the same gathered
 // values: a mismatch is reported, never turned into a mismatched collective.
 #include "lockstep/config_agree.hpp"
@@ -31,6 +31,18 @@ std::string rank_list(const std::vector<int>& ranks) {
 
 std::string ranks_phrase(const std::vector<int>& ranks) {
   return (ranks.size() == 1 ? "rank " : "ranks ") + rank_list(ranks);
+}
+
+// "host a" or "hosts a, b": the hosts of some ranks, each once, at most 4 named.
+std::string hosts_phrase(const std::vector<int>& ranks, const std::vector<std::string>& host) {
+  std::vector<std::string> names;
+  for (int r : ranks)
+    if (std::find(names.begin(), names.end(), host[static_cast<size_t>(r)]) == names.end())
+      names.push_back(host[static_cast<size_t>(r)]);
+  std::string s = names.size() == 1 ? "host " : "hosts ";
+  for (size_t i = 0; i < names.size() && i < 4; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > 4) s += fmt(" and ", names.size() - 4, " more");
+  return s;
 }
 
 // "key = value" lines of an invocation text, in order (a repeated key keeps its last value).
@@ -158,6 +170,103 @@ void agree_on_config(Comm& comm, const Config& cfg, const CommandArgs& args, std
         << "\n  every rank must run the same command with the same config: check the mpirun/srun line (an MPMD "
            "launch with `:`) and that the config file is the same on every node"
         << std::endl;
+  throw AgreedFailure(exit_code::bad_input);
+}
+
+std::string data_differences(const std::vector<std::vector<DataFileFingerprint>>& by_rank,
+                             const std::vector<std::string>& host) {
+  const size_t ranks = by_rank.size();
+  if (ranks == 0) return "";
+  struct Group {
+    int64_t samples;
+    std::string fingerprint;
+    std::vector<int> ranks;
+  };
+  std::string out;
+  for (size_t f = 0; f < by_rank[0].size(); ++f) {
+    std::vector<Group> groups;  // in order of their lowest rank
+    bool unread = false;
+    for (size_t r = 0; r < ranks && !unread; ++r) {
+      if (f >= by_rank[r].size() || by_rank[r][f].fingerprint.empty()) {
+        unread = true;  // that rank's own check says why it could not read the file
+        break;
+      }
+      const DataFileFingerprint& d = by_rank[r][f];
+      auto it = std::find_if(groups.begin(), groups.end(),
+                             [&](const Group& g) { return g.samples == d.samples && g.fingerprint == d.fingerprint; });
+      if (it == groups.end()) groups.push_back({d.samples, d.fingerprint, {static_cast<int>(r)}});
+      else it->ranks.push_back(static_cast<int>(r));
+    }
+    if (unread || groups.size() <= 1) continue;
+    // The contents most ranks read come first (the lowest rank's on a tie), as the replica-drift
+    // message takes the checksum most ranks hold as the reference.
+    size_t most = 0;
+    for (size_t g = 1; g < groups.size(); ++g)
+      if (groups[g].ranks.size() > groups[most].ranks.size()) most = g;
+    std::rotate(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(most),
+                groups.begin() + static_cast<std::ptrdiff_t>(most) + 1);
+    std::string lead;
+    if (2 * groups.front().ranks.size() > ranks) {
+      std::vector<int> odd;
+      for (size_t g = 1; g < groups.size(); ++g) odd.insert(odd.end(), groups[g].ranks.begin(), groups[g].ranks.end());
+      std::sort(odd.begin(), odd.end());
+      lead = fmt(ranks_phrase(odd), odd.size() == 1 ? " differs" : " differ", " from the other ",
+                 groups.front().ranks.size(), " ranks");
+    } else {
+      lead = fmt("no majority among the ", ranks, " ranks");
+    }
+    out += fmt("\n  ", by_rank[0][f].file, ": ", lead, ": ");
+    for (size_t g = 0; g < groups.size(); ++g)
+      out += fmt(g ? ", " : "", ranks_phrase(groups[g].ranks), " (", hosts_phrase(groups[g].ranks, host), ")",
+                 groups[g].ranks.size() == 1 ? " reads " : " read ", groups[g].samples, " samples with fingerprint ",
+                 groups[g].fingerprint);
+  }
+  return out;
+}
+
+void agree_on_data(Comm& comm, const std::vector<DataFileFingerprint>& files, std::ostream& err) {
+  LOCKSTEP_CHECK(files.size() <= kMaxAgreedDataFiles, "agree_on_data: ", files.size(), " files, at most ",
+                 kMaxAgreedDataFiles);
+  // Fixed-size, so that one allgather carries every rank's fingerprints (16 hex digits each).
+  struct Entry {
+    int64_t samples;
+    char fingerprint[24];
+  };
+  struct Wire {
+    int32_t count;
+    int32_t pad;
+    Entry file[kMaxAgreedDataFiles];
+  };
+  Wire mine{};
+  mine.count = static_cast<int32_t>(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    mine.file[i].samples = files[i].samples;
+    std::strncpy(mine.file[i].fingerprint, files[i].fingerprint.c_str(), sizeof mine.file[i].fingerprint - 1);
+  }
+  std::vector<Wire> all(static_cast<size_t>(comm.size()));
+  comm.allgather(&mine, sizeof mine, all.data());
+  // Every rank decides from the same gathered values: all return here, or all go on to the hosts.
+  std::vector<std::vector<DataFileFingerprint>> by_rank(all.size());
+  for (size_t r = 0; r < all.size(); ++r) {
+    const size_t n = std::min(static_cast<size_t>(std::max(all[r].count, 0)), kMaxAgreedDataFiles);
+    for (size_t i = 0; i < n; ++i)
+      by_rank[r].push_back({i < files.size() ? files[i].file : std::string(), all[r].file[i].samples,
+                            std::string(all[r].file[i].fingerprint, strnlen(all[r].file[i].fingerprint,
+                                                                            sizeof all[r].file[i].fingerprint))});
+  }
+  if (data_differences(by_rank, std::vector<std::string>(all.size())).empty()) return;
+  char name[64] = {};
+  std::strncpy(name, comm.host().c_str(), sizeof name - 1);
+  std::vector<char> names(sizeof name * all.size());
+  comm.allgather(name, sizeof name, names.data());
+  if (comm.rank() == 0) {
+    std::vector<std::string> hosts;
+    for (size_t r = 0; r < all.size(); ++r) hosts.emplace_back(names.data() + sizeof name * r);
+    err << "lockstep: error: the ranks read different data:" << data_differences(by_rank, hosts)
+        << "\n  every rank must read the same data: check that the copies of these files on every node are the same "
+           "(a relative path is read from each rank's working directory)"
+        << std::endl;
+  }
   throw AgreedFailure(exit_code::bad_input);
 }
 

@@ -38,4 +38,24 @@ DataFingerprint fingerprint_of(const Datasets& d) {
   return f;
 }
 
+namespace {
+// "data.train_images = A" or "data.train_images = A, data.train_labels = B" (an IDX pair).
+std::string file_keys(const char* images_key, const std::string& images, const char* labels_key,
+                      const std::string& labels) {
+  std::string s = std::string(images_key) + " = " + images;
+  if (!labels.empty()) s += std::string(", ") + labels_key + " = " + labels;
+  return s;
+}
+}  // namespace
+
+std::vector<DataFileFingerprint> data_files_of(const DataConfig& cfg, const DataFingerprint& fp) {
+  std::vector<DataFileFingerprint> out;
+  out.push_back({file_keys("data.train_images", cfg.train_images, "data.train_labels", cfg.train_labels),
+                 fp.train_samples, fp.train});
+  if (!cfg.test_images.empty())
+    out.push_back({file_keys("data.test_images", cfg.test_images, "data.test_labels", cfg.test_labels),
+                   fp.test_samples, fp.test});
+  return out;
+}
+
 }  // namespace lockstep

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -100,14 +101,21 @@ void RunDirLock::acquire(const std::string& dir, const std::string& command, std
 
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
+  // A failed write leaves no temporary behind (a full disk would otherwise keep a stray file).
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw UserError(fmt(path, ": ", what, " (", std::strerror(err), ")"));
+  };
   {
     std::ofstream f(tmp, std::ios::trunc);
-    LOCKSTEP_REQUIRE(f.good(), path, ": cannot write (", std::strerror(errno), ")");
+    if (!f.good()) fail("cannot write");
     f << text;
     f.flush();
-    LOCKSTEP_REQUIRE(f.good(), path, ": write failed (", std::strerror(errno), ")");
+    if (!f.good()) fail("write failed");
   }
-  LOCKSTEP_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": rename failed (", std::strerror(errno), ")");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed");
 }
 
 std::string epoch_json(const EpochRecord& r) {
@@ -141,11 +149,29 @@ std::string epoch_json(const EpochRecord& r) {
 }
 
 void append_line(const std::string& path, const std::string& line) {
-  std::ofstream f(path, std::ios::app);
-  LOCKSTEP_REQUIRE(f.good(), path, ": cannot append (", std::strerror(errno), ")");
-  f << line << '\n';
-  f.flush();
-  LOCKSTEP_REQUIRE(f.good(), path, ": write failed (", std::strerror(errno), ")");
+  // write(2), not a stream: the OS error of a failed write (a full disk) is the one reported.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  LOCKSTEP_REQUIRE(fd >= 0, path, ": cannot append (", std::strerror(errno), ")");
+  struct stat st{};
+  const off_t before = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
+  const std::string text = line + '\n';
+  size_t done = 0;
+  int err = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  // Half a line would make the file unreadable as JSON lines: cut it back to the last whole line.
+  if (err != 0 && done > 0 && before >= 0 && ::ftruncate(fd, before) != 0) {
+    // Nothing more to do: the error below is the one that matters.
+  }
+  if (::close(fd) != 0 && err == 0) err = errno;
+  LOCKSTEP_REQUIRE(err == 0, path, ": write failed (", std::strerror(err), ")");
 }
 
 }  // namespace lockstep

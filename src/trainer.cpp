@@ -285,7 +285,52 @@ void Trainer::finish_epoch(EpochRecord& rec, TrainResult& result) {
   }
   result.epochs.push_back(rec);
   last_metrics_json_ = epoch_json(rec);
-  if (comm_->rank() == 0 && !opts_.metrics_path.empty()) append_line(opts_.metrics_path, last_metrics_json_);
+  // Only rank 0 writes, so a failure (a full disk) is told to every rank, as a failed checkpoint
+  // is: thrown on rank 0 alone it aborted the job and lost the epoch's checkpoint. Every rank
+  // takes part whether or not it was given the path (only rank 0 is, in some callers).
+  int failed = 0;
+  if (comm_->rank() == 0 && !opts_.metrics_path.empty()) {
+    try {
+      append_line(opts_.metrics_path, last_metrics_json_);
+    } catch (const std::exception& e) {
+      failed = 1;
+      metrics_error_ = e.what();
+    }
+  }
+  comm_->broadcast(&failed, sizeof failed, 0);
+  metrics_failed_ = failed != 0;
+}
+
+void Trainer::stop_on_metrics_failure(const EpochRecord& rec, bool best) {
+  const bool root = comm_->rank() == 0;
+  const std::string what = fmt(metrics_error_, " at the end of epoch ", rec.epoch + 1, rec.partial ? " (partial)" : "",
+                               " (step ", rec.global_step, "); the epoch's line is not in it");
+  const int64_t saved_before = last_saved_step_;
+  if (opts_.checkpointer) {
+    try {
+      // The epoch's state is what a resume needs: saved now, whatever the schedule says, as a stop
+      // on a signal saves.
+      save_checkpoint(best, "metrics.jsonl could not be written");
+    } catch (const AgreedFailure&) {
+      // The checkpoint's own failure is printed above; this says what happened first.
+      if (root)
+        std::cerr << "lockstep: error: " << what << ", and its checkpoint could not be saved either (above); "
+                  << (saved_before >= 0 ? fmt("the last checkpoint saved is ", opts_.checkpointer->dir(), "/",
+                                              checkpoint_file_name(saved_before))
+                                        : std::string("no checkpoint of this run was saved"))
+                  << std::endl;
+      throw;
+    }
+  }
+  if (root)
+    std::cerr << "lockstep: error: " << what << "; "
+              << (opts_.checkpointer
+                      ? fmt("checkpoint ", opts_.checkpointer->dir(), "/", checkpoint_file_name(last_saved_step_),
+                            " holds this state (and the line, as last_metrics_json): make room, then run the "
+                            "same command with --resume auto to continue")
+                      : std::string("no checkpoint is configured, so nothing was saved"))
+              << std::endl;
+  throw AgreedFailure(exit_code::checkpoint_failed);
 }
 
 CheckpointData Trainer::snapshot() const {
@@ -420,12 +465,17 @@ TrainResult Trainer::run() {
       throw AgreedFailure(exit_code::non_finite);
     }
     // Stopped by max_steps inside the epoch: reported as partial; the epoch continues on resume.
-    if (!epoch_complete) break;
+    if (!epoch_complete) {
+      if (metrics_failed_) stop_on_metrics_failure(rec, false);
+      break;
+    }
     ++state_.epoch;
     state_.step_in_epoch = 0;
     state_.epoch_loss = 0.0;
     state_.epoch_correct = state_.epoch_samples = 0;
     const bool best = rec.val.has_value() && early_.improved();
+    // After the epoch is counted, so that its checkpoint resumes at the next one.
+    if (metrics_failed_) stop_on_metrics_failure(rec, best);
     if (ckc.every_epochs > 0 && state_.epoch % ckc.every_epochs == 0) save_checkpoint(best, "every_epochs");
     else if (best && opts_.checkpointer) opts_.checkpointer->save_best(snapshot());
     if (rec.stopped_early) {

@@ -1,10 +1,12 @@
 // A fingerprint of the data a run trains and tests on, stored in its checkpoints so that a resume
 // on other data (another file behind the same path, a re-converted file, another test set) is
-// refused instead of silently continuing a different run. Cheap by design: sample counts, every
+// refused instead of silently continuing a different run, and compared across ranks at start-up
+// (agree_on_data in config_agree.hpp) so that ranks reading other copies are refused too. Cheap by design: sample counts, every
 // label, and the features of a few rows spread over the file, not a hash of every byte.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "lockstep/dataset.hpp"
 
@@ -27,5 +29,17 @@ std::string fingerprint_of(const DataSource& d);
 
 // The fingerprint of loaded datasets: the whole training file (train_file, else train) and the test set.
 DataFingerprint fingerprint_of(const Datasets& d);
+
+// One data file as the ranks compare it at start-up (agree_on_data in config_agree.hpp): the
+// config keys and paths that name it, its rows and its fingerprint.
+struct DataFileFingerprint {
+  std::string file;          // "data.train_images = tr.h5" (", data.train_labels = ..." for an IDX pair)
+  int64_t samples = -1;
+  std::string fingerprint;   // "": this rank could not read it (left to the check that reads it)
+};
+
+// The training file and (when data.test_images is set) the test set of fp, named by cfg's keys.
+// The list depends on cfg alone, so ranks that agree on the config list the same files.
+std::vector<DataFileFingerprint> data_files_of(const DataConfig& cfg, const DataFingerprint& fp);
 
 }  // namespace lockstep

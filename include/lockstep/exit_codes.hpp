@@ -9,7 +9,8 @@ namespace exit_code {
 constexpr int ok = 0;
 constexpr int internal_error = 1;   // a failure on one rank; the job was aborted
 constexpr int bad_input = 2;        // config, arguments or data rejected before training
-constexpr int checkpoint_failed = 4; // a checkpoint could not be written; the previous one is intact
+constexpr int checkpoint_failed = 4; // a checkpoint could not be written; the previous one is intact (or
+                                     // metrics.jsonl could not be written; the state's checkpoint was saved)
 constexpr int non_finite = 5;        // a non-finite loss or gradient stopped training
 constexpr int replica_drift = 6;     // the ranks' weights stopped being identical
 constexpr int preempted = 75;        // stopped on SIGUSR1/SIGTERM after saving a checkpoint (EX_TEMPFAIL):

@@ -1,6 +1,7 @@
-// Start-up agreement across ranks (config_agree.hpp): ranks that resolved different configs or
-// run different commands all end with exit code 2, rank 0 printing one message that names the
-// ranks that differ and each differing key with both values; identical ranks pass untouched.
+// Start-up agreement across ranks (config_agree.hpp): ranks that resolved different configs, run
+// different commands or read different data all end with exit code 2, rank 0 printing one message
+// that names the ranks that differ and each differing key (or file) with both values; identical
+// ranks pass untouched.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -100,6 +101,41 @@ TEST(ConfigAgreement, DifferentCommandsOrAFailedParseEndEveryRank) {
   std::ostringstream err3;
   EXPECT_EQ(code_of([&] { agree_on_command(*comm, "", "bad", err3); }), 0);
   EXPECT_EQ(err3.str(), "");
+}
+
+TEST(DataAgreement, IdenticalDataPassAndTheLastRanksOtherCopyEndsEveryRank) {
+  auto comm = make_mpi_comm();
+  const int last = comm->size() - 1;
+  std::vector<DataFileFingerprint> files{{"data.train_images = tr.h5", 8, "1111111111111111"},
+                                         {"data.test_images = t.h5", 4, "2222222222222222"}};
+  std::ostringstream err;
+  EXPECT_EQ(code_of([&] { agree_on_data(*comm, files, err); }), 0);
+  EXPECT_EQ(err.str(), "");
+  // The last rank's test file differs (another copy behind the same relative path).
+  if (comm->rank() == last) files[1].fingerprint = "3333333333333333";
+  const int code = code_of([&] { agree_on_data(*comm, files, err); });
+  // Afterwards the ranks are still in step: one more agreement passes on every rank.
+  files[1].fingerprint = "2222222222222222";
+  std::ostringstream again;
+  EXPECT_EQ(code_of([&] { agree_on_data(*comm, files, again); }), 0);
+  EXPECT_EQ(again.str(), "");
+  if (comm->size() == 1) {
+    EXPECT_EQ(code, 0);
+    return;
+  }
+  EXPECT_EQ(code, exit_code::bad_input);
+  if (comm->rank() != 0) {
+    EXPECT_EQ(err.str(), "") << "the message is printed once, by rank 0";
+    return;
+  }
+  const std::string m = err.str(), r = std::to_string(last), host = comm->host();
+  EXPECT_EQ(m.rfind("lockstep: error: the ranks read different data:\n  data.test_images = t.h5: ", 0), 0u) << m;
+  EXPECT_NE(m.find("rank " + r + " (host " + host + ") reads 4 samples with fingerprint 3333333333333333"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find(" 4 samples with fingerprint 2222222222222222"), std::string::npos) << m;
+  EXPECT_NE(m.find(comm->size() == 2 ? "no majority among the 2 ranks" : "rank " + r + " differs from the other"),
+            std::string::npos) << m;
+  EXPECT_EQ(m.find("data.train_images"), std::string::npos) << "the training file agrees: " << m;
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // step (logged once, counted in metrics.jsonl; weights stay finite and identical) or all stop
 // with exit code 5 and one message naming the step; weights that drift apart on one rank are
 // caught by the periodic checksum comparison, which stops every rank naming the odd one; an epoch
-// whose every step is skipped stops every rank (no progress).
+// whose every step is skipped stops every rank (no progress); a metrics.jsonl that cannot be
+// written (a full disk) stops every rank with exit code 4 after the epoch's checkpoint is saved.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "lockstep/checkpoint.hpp"
+#include "lockstep/checkpointer.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/trainer.hpp"
@@ -228,6 +231,52 @@ TEST(ReplicaDrift, ChecksumMismatchStopsEveryRankNamingTheLastRank) {
 
 TEST(ReplicaDrift, DriftOfRankZeroItselfIsNamedAsRankZero) {
   run_with_drift(0);
+}
+
+TEST(MetricsWrite, AFullDiskEndsEveryRankWithCodeFourAfterSavingTheEpochsCheckpoint) {
+  // /dev/full: every write(2) fails with ENOSPC, as on a full disk. Only rank 0 writes metrics;
+  // before, its exception aborted the job (exit 1) and the epoch's checkpoint was never saved.
+  auto comm = make_mpi_comm();
+  Config cfg = test::small_config({6, 8, 3}, 20, 3);
+  cfg.checkpoint.every_epochs = 0;  // saved anyway: the state a resume needs
+  auto be = make_cpu_backend();
+  Datasets ds;
+  ds.train = test::synthetic_data(100, 6, 3, 3);
+  test::TempDir dir;  // rank 0's checkpoints
+  std::ostringstream log;
+  Checkpointer checkpointer(*comm, dir.file("ck"), 3, comm->rank() == 0 ? &log : nullptr);
+  TrainerOptions opts;
+  opts.log = &log;
+  opts.checkpointer = &checkpointer;
+  opts.metrics_path = comm->rank() == 0 ? "/dev/full" : "";
+  Trainer t(cfg, *comm, *be, ds, opts);
+  int code = -1;
+  testing::internal::CaptureStderr();
+  try {
+    t.run();
+  } catch (const AgreedFailure& f) {
+    code = f.exit_code;
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(code, exit_code::checkpoint_failed);
+  EXPECT_EQ(t.state().global_step, 5);  // stopped at the end of the first of 3 epochs, on every rank
+  EXPECT_EQ(t.state().epoch, 1);
+  if (comm->rank() != 0) {
+    EXPECT_EQ(err, "") << "the message is printed once, by rank 0";
+    return;
+  }
+  const std::string ck = dir.file("ck") + "/" + checkpoint_file_name(5);
+  EXPECT_EQ(count_of(err, "lockstep: error: "), 1) << err;
+  EXPECT_EQ(count_of(err, "lockstep: error: /dev/full: write failed (No space left on device) at the end of epoch 1 "
+                          "(step 5); the epoch's line is not in it; checkpoint " + ck + " holds this state"), 1)
+      << err;
+  EXPECT_NE(err.find("--resume auto"), std::string::npos) << err;
+  const CheckpointData saved = read_checkpoint(ck);
+  EXPECT_EQ(saved.trainer.global_step, 5);
+  EXPECT_EQ(saved.trainer.epoch, 1);  // the epoch is counted: a resume starts the second one
+  EXPECT_EQ(saved.trainer.step_in_epoch, 0);
+  EXPECT_EQ(nlohmann::json::parse(saved.last_metrics_json)["epoch"], 1);
+  EXPECT_EQ(read_latest(dir.file("ck")).path, ck);
 }
 
 }  // namespace
