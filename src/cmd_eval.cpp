@@ -167,14 +167,20 @@ int run_eval(Comm& comm, const EvalArgs& a) {
         data = load_datasets(dc, cfg.model.layers.front(), cfg.run.seed);
         if (!score_val) data.val.reset();
         fingerprint = fingerprint_of(data);
-        const DataFingerprint& now = fingerprint;
-        const std::string diff = eval_incompatibilities(ck, cfg, &now);
-        LOCKSTEP_REQUIRE(diff.empty(), "cannot evaluate ", a.checkpoint, " on these data: ", needs_train,
-                         ", and it is not the file the model was trained on:", diff);
       },
       std::cerr);
-  // The accuracy reported is a sum over every rank's share: each must read the same files.
+  // The accuracy reported is a sum over every rank's share: each must read the same files. (First:
+  // a rank's copy that differs is named as such, before the comparison with the checkpoint.)
   agree_on_data(comm, data_files_of(cfg.data, fingerprint), std::cerr);
+  if (!needs_train.empty())
+    collectively(
+        comm,
+        [&] {
+          const std::string diff = eval_incompatibilities(ck, cfg, &fingerprint);
+          LOCKSTEP_REQUIRE(diff.empty(), "cannot evaluate ", a.checkpoint, " on these data: ", needs_train,
+                           ", and it is not the file the model was trained on:", diff);
+        },
+        std::cerr);
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Mlp> model_owner;
   std::unique_ptr<Evaluator> evaluator_owner;

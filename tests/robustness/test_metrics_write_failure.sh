@@ -80,7 +80,17 @@ fi
 f=$WORK/fsize
 run 1 60 "${train[@]}" --run-dir "$f" --set train.epochs=1
 expect_rc 0 "the first epoch"
-truncate -s 8M "$f/metrics.jsonl"
+# A well-formed line of an early step fills it to the limit (a start sets lines it cannot read
+# aside, as left by a torn write, so zero padding would not do).
+python3 - "$f/metrics.jsonl" <<'EOP'
+import os, sys
+path = sys.argv[1]
+room = 8 * 1024 * 1024 - os.path.getsize(path)
+head, tail = '{"step":0,"pad":"', '"}\n'
+with open(path, "a") as f:
+    f.write(head + "x" * (room - len(head) - len(tail)) + tail)
+assert os.path.getsize(path) == 8 * 1024 * 1024
+EOP
 digest=$(sha256sum <"$f/metrics.jsonl")
 set +e
 (trap '' XFSZ; ulimit -f 8192; exec timeout -k 5 60 "$LOCKSTEP" "${train[@]}" --run-dir "$f" --resume auto) \
