@@ -185,6 +185,18 @@ int run_train(Comm& comm, const TrainArgs& a) {
     if (root) exists = std::filesystem::exists(cfg.distill.cache);
     exists = comm.any_true(exists);
     if (!exists) {
+      // The cache is written before the run directory's other files: a new directory is made
+      // and locked first, so that a second job on it cannot write a cache of its own meanwhile.
+      collectively(
+          comm,
+          [&] {
+            if (!root || lock.held()) return;
+            ensure_directory(dir, "run directory");
+            std::string warning;
+            lock.acquire(dir, command, &warning);
+            if (!warning.empty()) notes.push_back(warning);
+          },
+          std::cerr);
       const auto t0 = std::chrono::steady_clock::now();
       build_teacher_cache(comm, *backend, teacher, cfg.distill.teacher, *data.train_file, cfg.data.classes,
                           cfg.data.eval_batch, cfg.distill.cache, std::cerr);
