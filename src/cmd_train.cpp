@@ -168,6 +168,24 @@ int run_train(Comm& comm, const TrainArgs& a) {
   // other working directories) would train one model on two data sets without a sign (the
   // gradients are summed, the replicas stay equal): refused before anything is written.
   agree_on_data(comm, data_files_of(cfg.data, fingerprint), std::cerr);
+  if (root && !cfg.distill.teacher.empty() && !resuming) {
+    // A teacher trained on the same file with another split has seen rows the student validates
+    // on: the student's validation accuracy then reads high (and early stopping trusts it).
+    try {
+      const Config tc = load_config_text(teacher.config_toml, cfg.distill.teacher, {});
+      const bool same_file = teacher.data.known() && teacher.data.train == fingerprint.train;
+      if (same_file && cfg.data.val_size > 0 &&
+          (tc.run.seed != cfg.run.seed || tc.data.val_size != cfg.data.val_size ||
+           tc.data.class_subset != cfg.data.class_subset || tc.data.train_limit != cfg.data.train_limit))
+        notes.push_back(fmt("note: the teacher trained on this file with another validation split (run.seed ",
+                            tc.run.seed, ", data.val_size ", tc.data.val_size, "; the student has ", cfg.run.seed,
+                            ", ", cfg.data.val_size, "): it has seen rows the student validates on, so the "
+                            "student's validation accuracy reads high. Give the student the teacher's run.seed "
+                            "and data.val_size to keep them apart"));
+    } catch (const UserError&) {
+      // A teacher whose stored config this version cannot read: nothing to compare.
+    }
+  }
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Comm> gradient_comm;  // NCCL on device buffers; null on the CPU (MPI)
   collectively(

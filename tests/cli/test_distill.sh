@@ -33,6 +33,7 @@ cache=$WORK/student/teacher-logits.h5
 expect_out "teacher logits: 60000 samples computed on 2 rank(s)"
 expect_out "distilling from $teacher (784-32-10 relu, checksum $tsum), T 4, alpha 0.9, teacher logits from $cache"
 expect_out "done: 30 steps"
+grep -qF "another validation split" <<<"$OUT" && fail "a note on the split with the teacher's own seed: $OUT"
 h5dump -A "$cache" >"$WORK/cache.txt" || fail "h5dump cannot read the cache"
 grep -qF '"lockstep-teacher-logits"' "$WORK/cache.txt" || fail "the cache lacks kind = lockstep-teacher-logits"
 grep -qF "\"$tsum\"" "$WORK/cache.txt" || fail "the cache does not record the teacher's checksum $tsum"
@@ -51,6 +52,12 @@ expect_rc 0 "resume"
 expect_out "resuming from $ck: epoch 1, step 30"
 grep -qF "samples computed" <<<"$OUT" && fail "the cache was computed again on resume"
 expect_out "done: 40 steps"
+
+# A student with another seed validates on rows the teacher trained on: said once, at start.
+run 2 120 distill --teacher "$teacher" "${student[@]}" --run-dir "$WORK/other-split" --set train.max_steps=2 \
+  --set run.seed=7 --set distill.cache="$cache"
+expect_rc 0 "another split"
+expect_out "note: the teacher trained on this file with another validation split (run.seed 42, data.val_size 5000; the student has 7, 5000)"
 
 # Refusals, before training and with nothing overwritten.
 run 2 120 train --config "$cfg" --run-dir "$WORK/teacher2" --set train.max_steps=20 --set 'model.layers=[784, 32, 10]' \
