@@ -6,6 +6,17 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# Dependencies carried to a machine without a package registry (bench/gpu/deps.sh fetch, then
+# .gpu-deps in the device call's carry): unpacked into a prefix of their own when the machine
+# has no MPI or HDF5 compiler wrappers of its own, and no LOCKSTEP_DEPS_PREFIX was given.
+if [ -z "${LOCKSTEP_DEPS_PREFIX:-}" ] && [ -d "$root/.gpu-deps/debs" ] &&
+   ! { command -v mpicc && command -v h5cc; } >/dev/null 2>&1; then
+  echo "no mpicc or h5cc here: unpacking the carried dependencies in $root/.gpu-deps"
+  deps_env=$("$root/bench/gpu/deps.sh" unpack) && eval "$deps_env"
+fi
+if [ -z "${FASHION_MNIST_DIR:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d "$root/.gpu-deps/fashion-mnist" ]; then
+  FASHION_MNIST_DIR=$root/.gpu-deps/fashion-mnist
+fi
 BUILD_DIR=${BUILD_DIR:-$root/build-gpu}
 DATA_DIR=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
