@@ -63,6 +63,16 @@ std::string trainer_checksum(const CheckpointData& ck) {
   return b.checksum();
 }
 
+// /model's attributes: the activation (which eval and inspect take from the file) and the
+// layer count and parameter count that follow from /model/widths.
+std::string model_checksum(const CheckpointData& ck) {
+  int64_t params = 0;
+  for (size_t l = 0; l + 1 < ck.layers.size(); ++l) params += ck.layers[l] * ck.layers[l + 1] + ck.layers[l + 1];
+  ScalarBytes b;
+  b.add(to_string(ck.activation)).add(static_cast<int64_t>(ck.layers.size()) - 1).add(params);
+  return b.checksum();
+}
+
 std::string optimizer_checksum(const CheckpointData& ck) {
   const OptimizerConfig& o = ck.optimizer;
   ScalarBytes b;
@@ -124,6 +134,7 @@ void write_contents(hid_t file, const CheckpointData& ck) {
     write_checked(layer.get(), "bias", ck.params.data() + off, {out});
     off += static_cast<size_t>(out);
   }
+  set_attr(model.get(), "checksum", model_checksum(ck));
 
   Handle opt = create_group(file, "optimizer");
   const OptimizerConfig& o = ck.optimizer;
@@ -329,6 +340,7 @@ CheckpointData read_checkpoint(const std::string& path) {
                        ck.layers[i]);
     const std::string act = attr_string(model.get(), "activation");
     LOCKSTEP_REQUIRE(from_string(act, ck.activation), "model: unknown activation '", act, "'");
+    verify.check(model.get(), "", "/model", model_checksum(ck), "the attributes of");
     for (size_t l = 0; l + 1 < ck.layers.size(); ++l) {
       const std::string name = "layer_" + std::to_string(l);
       if (!exists(model.get(), name)) throw UserError(fmt("missing group /model/", name));

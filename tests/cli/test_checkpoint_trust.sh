@@ -40,7 +40,7 @@ expect_rc 0
 [ "$(cat "$ck/latest")" = "step-000000010.h5" ] || fail "latest should be step 10: $(cat "$ck/latest")"
 run 1 30 inspect "$ck"
 expect_rc 0
-expect_out "stored checksums: 11 verified"
+expect_out "stored checksums: 12 verified"
 
 # ---- 16 bytes changed inside /optimizer/exp_avg of the latest checkpoint ----------------------------
 cp "$ck/step-000000010.h5" "$WORK/good.h5"

@@ -51,8 +51,9 @@ CheckpointData sample_checkpoint() {
   return ck;
 }
 
-// config, metrics, widths, 2 x (weight, bias), the optimizer's scalars, exp_avg, exp_avg_sq, the trainer's scalars.
-constexpr int64_t kChecksummed = 11;
+// config, metrics, widths, 2 x (weight, bias), the model's attributes, the optimizer's scalars,
+// exp_avg, exp_avg_sq, the trainer's scalars.
+constexpr int64_t kChecksummed = 12;
 
 // Overwrites `bytes` bytes in the middle of a contiguous dataset's raw data, behind HDF5's back.
 void corrupt_dataset(const std::string& file, const std::string& dataset, const std::string& bytes) {
@@ -81,7 +82,7 @@ void set_int_attr(const std::string& file, const std::string& object, const char
 // Removes every `checksum` attribute: the file as a lockstep without checksums wrote it.
 void strip_checksums(const std::string& file) {
   h5::Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
-  for (const char* obj : {"/config", "/metrics", "/model/widths", "/model/layer_0/weight", "/model/layer_0/bias",
+  for (const char* obj : {"/config", "/metrics", "/model", "/model/widths", "/model/layer_0/weight", "/model/layer_0/bias",
                           "/model/layer_1/weight", "/model/layer_1/bias", "/optimizer", "/optimizer/exp_avg",
                           "/optimizer/exp_avg_sq", "/trainer"})
     ASSERT_GE(H5Adelete_by_name(f.get(), obj, "checksum", H5P_DEFAULT), 0) << obj;
@@ -124,6 +125,22 @@ TEST(CheckpointChecks, AnEditedTrainerAttributeFailsItsGroupChecksum) {
   set_int_attr(path, "/trainer", "step_in_epoch", 3);  // a plausible value: only the checksum tells
   EXPECT_TRUE(test::throws_user_error([&] { read_checkpoint(path); },
                                       {path, "the attributes of /trainer: checksum mismatch"}));
+}
+
+TEST(CheckpointChecks, AnEditedActivationFailsTheModelChecksum) {
+  test::TempDir dir;
+  const std::string path = dir.file("a.h5");
+  CheckpointData ck = sample_checkpoint();
+  ASSERT_NE(ck.activation, Activation::tanh);
+  write_checkpoint(path, ck);
+  {
+    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    h5::Handle model(H5Gopen2(f.get(), "/model", H5P_DEFAULT));
+    ASSERT_GE(H5Adelete(model.get(), "activation"), 0);
+    h5::set_attr(model.get(), "activation", std::string("tanh"));  // a valid name: only the checksum tells
+  }
+  EXPECT_TRUE(test::throws_user_error([&] { read_checkpoint(path); },
+                                      {path, "the attributes of /model: checksum mismatch"}));
 }
 
 TEST(CheckpointChecks, NonFiniteWeightsOrStateAreBadInputNamingTheElement) {
