@@ -43,25 +43,55 @@ lockstep_mpi_flags() {
   return 0
 }
 
-# lockstep_mpirun ARGS...: runs `mpirun ARGS...` and returns its status. SIGTERM or SIGINT
-# (Ctrl-C) to the launcher reach the ranks as SIGUSR1, which mpirun forwards at once: every rank
-# saves a checkpoint at the next step boundary and the job exits 75, ready for --resume auto.
-# (mpirun itself answers SIGTERM and SIGINT by killing the ranks a second later and exits 1, so
-# it runs in a process group of its own, out of reach of a terminal's Ctrl-C.) Repeated signals
-# change nothing: the stop is already on its way. To stop at once, signal mpirun itself.
+# lockstep_mpirun ARGS...: runs `mpirun ARGS...` and returns its status. SIGTERM, SIGINT (Ctrl-C),
+# SIGHUP (the terminal closed) or SIGQUIT to the launcher reach the ranks as SIGUSR1, which mpirun
+# forwards: every rank saves a checkpoint at the next step boundary and the job exits 75, ready
+# for --resume auto. (mpirun itself answers SIGTERM and SIGINT by killing the ranks a second later
+# and exits 1, so it runs in a process group of its own, out of reach of a terminal's Ctrl-C.)
+# The request goes to mpirun once its ranks catch SIGUSR1: mpirun drops a signal that comes before
+# it has ranks, and one that reaches a rank before lockstep's handler is in ends that rank.
+# Repeated signals change nothing. To stop at once, signal mpirun itself. (SIGKILL to the
+# launcher leaves mpirun running.)
 lockstep_mpirun() {
-  local pid rc=0
+  local rc=0
+  _lockstep_stop_pending=0 _lockstep_mpirun_pid=
+  # In place before mpirun starts, so that no signal can end the launcher and leave mpirun behind.
+  trap '_lockstep_stop_pending=1
+        echo "launcher: stopping at the next step boundary, after a checkpoint (exit code 75)" >&2 2>/dev/null || true' \
+    TERM INT HUP QUIT
   set -m
   mpirun "$@" </dev/null &
-  pid=$!
+  _lockstep_mpirun_pid=$!
   set +m
-  # shellcheck disable=SC2064  # $pid is fixed now
-  trap "echo 'launcher: stopping at the next step boundary, after a checkpoint (exit code 75)' >&2
-        kill -USR1 $pid 2>/dev/null" TERM INT
+  trap '' PIPE  # only now (an ignored signal would be passed on to mpirun): a closed log pipe must not end the launcher
   # wait returns early (status > 128) each time a trapped signal arrives; the job's own status
   # comes from the last wait, once mpirun has ended.
-  while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
-  wait "$pid" || rc=$?
-  trap - TERM INT
+  while kill -0 "$_lockstep_mpirun_pid" 2>/dev/null; do
+    if [ "$_lockstep_stop_pending" = 1 ]; then
+      if _lockstep_ranks_catch_usr1 "$_lockstep_mpirun_pid"; then
+        kill -USR1 "$_lockstep_mpirun_pid" 2>/dev/null || true
+        _lockstep_stop_pending=2
+      else
+        sleep 0.1
+      fi
+    else
+      wait "$_lockstep_mpirun_pid" || true
+    fi
+  done
+  wait "$_lockstep_mpirun_pid" || rc=$?
+  trap - TERM INT HUP QUIT PIPE
   return "$rc"
+}
+
+# _lockstep_ranks_catch_usr1 PID: mpirun PID has child processes (its ranks, on this machine),
+# and each has a handler for SIGUSR1 (bit 10 of SigCgt in /proc/PID/status).
+_lockstep_ranks_catch_usr1() {
+  local child mask found=0
+  for child in $(pgrep -P "$1" 2>/dev/null); do
+    mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$child/status" 2>/dev/null) || continue
+    [ -n "$mask" ] || continue
+    found=1
+    (( 16#$mask & 0x200 )) || return 1
+  done
+  [ "$found" = 1 ]
 }

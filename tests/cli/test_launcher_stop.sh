@@ -49,6 +49,37 @@ grep -q "resuming from .*step-$(printf '%09d' "$first").h5" "$WORK/out" || fail 
 [ "$STOP" -gt "$first" ] || fail "the second stop ($STOP) is not after the first ($first)"
 echo "ok: SIGTERM stopped the resumed job at step $STOP, exit 75"
 
+# (timeout --foreground below: a plain timeout puts itself and the launcher in a process group
+# of their own, out of reach of the Ctrl-C.)
+# Ctrl-C to a launcher whose output goes through `| tee -i` (documented: a plain tee dies of the
+# Ctrl-C, and mpirun aborts the job once its output pipe is closed). The launcher's own message
+# must not be what ends it (it wrote to stderr before passing the stop on, and a broken pipe
+# there killed it, leaving the job to train on unwatched).
+last=$STOP
+setsid env --default-signal=INT bash -c '(timeout --foreground -k 5 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") 2>&1 | tee -i "'"$WORK/out"'" >/dev/null' \
+  "$launcher" "${args[@]}" &
+PID=$!
+file=$WORK/run/checkpoints/$(printf 'step-%09d.h5' $(((last / 100 + 1) * 100)))
+for _ in $(seq 1 1200); do [ -f "$file" ] && break; sleep 0.05; done
+[ -f "$file" ] || fail "no checkpoint after step $last within 60 s: $(cat "$WORK/out")"
+kill -INT -- "-$PID"
+for _ in $(seq 1 600); do [ -s "$WORK/rc" ] && break; sleep 0.05; done
+[ "$(cat "$WORK/rc" 2>/dev/null)" = "rc 75" ] || fail "Ctrl-C through tee: $(cat "$WORK/rc" 2>/dev/null || echo 'no exit status within 30 s')"
+wait "$PID" 2>/dev/null || true
+echo "ok: Ctrl-C with the output through tee -i, exit 75"
+
+# Ctrl-C right at the start, before mpirun has its ranks up (it drops a signal then): the
+# launcher sends the request again until it is taken, and the job still stops with 75.
+rm -f "$WORK/rc"
+setsid env --default-signal=INT bash -c '(timeout --foreground -k 5 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") >"'"$WORK/out"'" 2>&1' \
+  "$launcher" "${args[@]}" &
+PID=$!
+sleep 0.05
+kill -INT -- "-$PID"
+wait "$PID" 2>/dev/null || true
+[ "$(cat "$WORK/rc" 2>/dev/null)" = "rc 75" ] || fail "an early Ctrl-C: $(cat "$WORK/rc" 2>/dev/null || echo 'no status'): $(cat "$WORK/out")"
+echo "ok: Ctrl-C at the start, exit 75"
+
 set +e; timeout -k 5 120 "$launcher" -n 2 "${args[@]}" >"$WORK/out" 2>&1; RC=$?; set -e
 [ "$RC" -eq 0 ] || fail "the last resume: exit code $RC: $(cat "$WORK/out")"
 grep -q "^done: $total steps" "$WORK/out" || fail "the run did not finish: $(cat "$WORK/out")"
