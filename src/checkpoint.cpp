@@ -288,6 +288,20 @@ void write_checkpoint(const std::string& path, const CheckpointData& ck) {
   }
 }
 
+int64_t checkpoint_global_step(const std::string& path) {
+  using namespace h5;
+  if (!std::filesystem::is_regular_file(path) || !is_hdf5_file(path)) return -1;
+  try {
+    QuietErrors quiet;
+    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!file.valid() || !exists(file.get(), "trainer")) return -1;
+    Handle tr = open_group(file.get(), "trainer");
+    return attr_int(tr.get(), "global_step");
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 CheckpointData read_checkpoint(const std::string& path) {
   using namespace h5;
   LOCKSTEP_REQUIRE(std::filesystem::is_regular_file(path), "checkpoint ", path, ": no such file");

@@ -28,8 +28,10 @@ constexpr const char* kSuffix = ".h5";
 bool is_checkpoint_name(const std::string& name) {
   const size_t p = std::strlen(kPrefix), s = std::strlen(kSuffix);
   if (name.size() <= p + s || name.rfind(kPrefix, 0) != 0 || name.compare(name.size() - s, s, kSuffix) != 0) return false;
-  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(p), name.end() - static_cast<std::ptrdiff_t>(s),
-                     [](char c) { return c >= '0' && c <= '9'; });
+  // The names a save writes: the step in at least 9 digits, zero-padded (step-7.h5 is a user's).
+  const size_t digits = name.size() - p - s;
+  return digits >= 9 && std::all_of(name.begin() + static_cast<std::ptrdiff_t>(p),
+                                    name.end() - static_cast<std::ptrdiff_t>(s), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // best.h5 becomes the same file as `target` (a hard link, renamed into place); where links are
@@ -58,8 +60,12 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
     const std::string name = e.path().filename().string();
     if (e.is_regular_file() && is_checkpoint_name(name)) out.push_back(e.path().string());
   }
-  // Zero-padded step numbers: lexical order is step order.
-  std::sort(out.rbegin(), out.rend());
+  // Newest first, by step number (a step of 10 digits or more sorts after every 9-digit one).
+  auto step = [](const std::string& path) {
+    const std::string name = fs::path(path).filename().string();
+    return std::stoll(name.substr(std::strlen(kPrefix), name.size() - std::strlen(kPrefix) - std::strlen(kSuffix)));
+  };
+  std::sort(out.begin(), out.end(), [&](const std::string& a, const std::string& b) { return step(a) > step(b); });
   return out;
 }
 

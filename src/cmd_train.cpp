@@ -303,7 +303,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
         }
         if (plan.abandon_metrics) {
           // Keep the earlier metrics beside the new run rather than appending to them.
-          const std::string kept = dir + "/metrics-abandoned-" + utc_stamp() + ".jsonl";
+          const std::string kept = unused_path(dir + "/metrics-abandoned-" + utc_stamp(), ".jsonl");
           std::filesystem::rename(metrics, kept);
           std::cout << "no checkpoint to resume in " << ckdir << "; starting afresh (earlier metrics kept as "
                     << kept << ")" << std::endl;

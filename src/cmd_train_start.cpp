@@ -135,6 +135,13 @@ ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std
   return plan;
 }
 
+std::string unused_path(const std::string& stem, const std::string& ext) {
+  std::error_code ec;
+  std::string path = stem + ext;
+  for (int i = 2; fs::exists(fs::symlink_status(path, ec)); ++i) path = fmt(stem, "-", i, ext);
+  return path;
+}
+
 std::string set_aside_later_course(const std::string& run_dir, const std::string& checkpoint_dir,
                                    const std::string& metrics, int64_t step, const std::string& stamp) {
   // Step files after `step` (their names hold the zero-padded step).
@@ -156,21 +163,28 @@ std::string set_aside_later_course(const std::string& run_dir, const std::string
       (before ? keep : drop).push_back(line);
     }
   }
-  if (later.empty() && drop.empty()) return "";
+  // best.h5 saved after `step` is the best of the course set aside: it goes with it.
+  const std::string best = checkpoint_dir + "/best.h5";
+  const bool best_later = checkpoint_global_step(best) > step;
+  if (later.empty() && drop.empty() && !best_later) return "";
   std::string line = fmt("resuming at step ", step, " while the run had gone further: its later course is kept aside:");
-  if (!later.empty()) {
+  if (!later.empty() || best_later) {
     const LatestPointer pointer = read_latest(checkpoint_dir);
-    const std::string aside = checkpoint_dir + "/abandoned-" + stamp;
-    fs::create_directories(aside);
+    const std::string aside = unused_path(checkpoint_dir + "/abandoned-" + stamp, "");
+    fs::create_directory(aside);
     for (const std::string& path : later) fs::rename(path, aside + "/" + fs::path(path).filename().string());
-    line += fmt(" ", later.size(), " newer checkpoint(s) (", fs::path(later.back()).filename().string(),
-                later.size() > 1 ? " to " + fs::path(later.front()).filename().string() : std::string(), ") moved to ",
-                aside);
+    if (best_later) fs::rename(best, aside + "/best.h5");
+    std::string what;
+    if (!later.empty())
+      what = fmt(later.size(), " newer checkpoint(s) (", fs::path(later.back()).filename().string(),
+                 later.size() > 1 ? " to " + fs::path(later.front()).filename().string() : std::string(), ")");
+    if (best_later) what += fmt(what.empty() ? "" : " and ", "its best.h5 (step ", checkpoint_global_step(aside + "/best.h5"), ")");
+    line += fmt(" ", what, " moved to ", aside);
     // A pointer to a file that moved would lead nowhere: the continuation's first save renews it.
     if (pointer.state == LatestPointer::State::ok && !fs::exists(pointer.path)) fs::remove(checkpoint_dir + "/latest");
   }
   if (!drop.empty()) {
-    const std::string kept = run_dir + "/metrics-abandoned-" + stamp + ".jsonl";
+    const std::string kept = unused_path(run_dir + "/metrics-abandoned-" + stamp, ".jsonl");
     fs::copy_file(metrics, kept);
     std::string text;
     for (const std::string& l : keep) text += l + "\n";

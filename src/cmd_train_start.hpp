@@ -35,6 +35,10 @@ struct ResumePlan {
 ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std::string& checkpoint_dir,
                        const StoredConfig& stored);
 
+// stem + ext, or stem-2 + ext, stem-3 + ext, ... : the first that names nothing yet (two set-asides
+// within one second of the clock must not meet).
+std::string unused_path(const std::string& stem, const std::string& ext);
+
 // A resume from step `step` while the run went further (a checkpoint older than the newest, or
 // epoch lines written after the checkpoint): its later course is set aside, not mixed into the
 // continuation. Step files after `step` in checkpoint_dir move to checkpoint_dir/abandoned-STAMP/

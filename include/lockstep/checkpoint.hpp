@@ -66,6 +66,9 @@ void write_checkpoint(const std::string& path, const CheckpointData& ck);
 // dataset or state group does not match its stored checksum, when weights or optimizer state are
 // not finite, or when the trainer position is impossible (negative, inconsistent).
 CheckpointData read_checkpoint(const std::string& path);
+// The global step a checkpoint file was saved at (its /trainer attribute alone, nothing checked);
+// -1 when the file cannot tell.
+int64_t checkpoint_global_step(const std::string& path);
 
 // Rank `root` holds ck; afterwards every rank does.
 void broadcast_checkpoint(Comm& comm, CheckpointData& ck, int root);

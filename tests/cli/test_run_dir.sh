@@ -226,11 +226,23 @@ expect_out "resuming from $WORK/own-ck/step-000000002.h5"
 run 1 60 train "${cfg[@]}" -o "$WORK/br"
 expect_rc 0
 bck=$WORK/br/checkpoints
+# A user's step-7.h5 (not a name a save writes: fewer than 9 digits) is neither resumed from nor
+# set aside. Set-aside folders of the coming seconds exist already (another branch-off in the
+# same second of the clock): they are left alone, and the new one gets a name of its own.
+cp "$bck/step-000000014.h5" "$bck/step-7.h5"
+for t in 0 1 2 3 4 5 6 7 8 9; do
+  pre=$bck/abandoned-$(date -u -d "+$t seconds" +%Y%m%dT%H%M%SZ)
+  mkdir -p "$pre" && echo precious >"$pre/step-000000015.h5"
+done
 run 1 60 train "${cfg[@]}" -o "$WORK/br" --resume "$bck/step-000000006.h5"
 expect_rc 0 "resume from an older checkpoint"
-expect_out "resuming at step 6 while the run had gone further: its later course is kept aside: 5 newer checkpoint(s) (step-000000008.h5 to step-000000015.h5) moved to $bck/abandoned-"
+expect_out "resuming at step 6 while the run had gone further: its later course is kept aside: 5 newer checkpoint(s) (step-000000008.h5 to step-000000015.h5) and its best.h5 (step 15) moved to $bck/abandoned-"
 expect_out "; 2 later line(s) of metrics.jsonl (the whole file kept as $WORK/br/metrics-abandoned-"
-[ "$(ls "$bck"/abandoned-*/ | grep -c '^step-')" -eq 5 ] || fail "abandoned: $(ls "$bck"/abandoned-*/)"
+aside=$(grep -o "moved to $bck/abandoned-[0-9TZ-]*" <<<"$OUT" | sed 's/^moved to //')
+[[ "$aside" == *-2 ]] || fail "expected a -2 folder beside the existing one, got $aside"
+[ "$(ls "$aside" | grep -c '^step-')" -eq 5 ] && [ -f "$aside/best.h5" ] || fail "abandoned: $(ls "$aside")"
+[ "$(cat "$bck"/abandoned-*Z/step-000000015.h5 | sort -u)" = precious ] || fail "an existing set-aside folder was written into"
+[ -f "$bck/step-7.h5" ] || fail "step-7.h5 (a user's file) was moved"
 for e in 1 2 3; do
   [ "$(grep -c "\"epoch\":$e," "$WORK/br/metrics.jsonl")" -eq 1 ] || fail "epoch $e not once in metrics.jsonl: $(cat "$WORK/br/metrics.jsonl")"
 done
