@@ -102,6 +102,18 @@ int run_train(Comm& comm, const TrainArgs& a) {
   const std::string dir = run_dir_of(cfg);
   const std::string ckdir = checkpoint_dir_of(cfg);
   const std::string metrics = dir + "/metrics.jsonl";
+  // What the run stores (config.toml, every checkpoint's config) names its directories absolutely:
+  // a resume from another working directory, or another run, can then tell where they are.
+  // (After the ranks agreed on the config; dir and ckdir keep the spelling the user gave.)
+  {
+    std::error_code ec;
+    const std::filesystem::path abs_dir = std::filesystem::absolute(dir, ec);
+    if (!ec) cfg.run.dir = abs_dir.lexically_normal().string();
+    if (!cfg.checkpoint.dir.empty()) {
+      const std::filesystem::path abs_ck = std::filesystem::absolute(ckdir, ec);
+      if (!ec) cfg.checkpoint.dir = abs_ck.lexically_normal().string();
+    }
+  }
 
   // Only rank 0 looks at the file system; the others learn the outcome from the agreement and
   // the checkpoint path from a broadcast. Nothing is written until every input has been checked
@@ -138,6 +150,28 @@ int run_train(Comm& comm, const TrainArgs& a) {
           if (!root) return;
           ck = stored.checkpoint == resume_path ? std::move(stored.ck)
                                                 : read_checkpoint_or_offer_previous(resume_path, "resume from it with --resume ");
+          // A checkpoint directory that two runs share (checkpoint.dir set alike in both): what
+          // --resume auto (or DIR) finds there may be the other run's. Named by file, it is meant.
+          // (A copied run directory keeps its checkpoints inside it: those are its own.)
+          const bool own_checkpoints = ckdir == dir + "/checkpoints";
+          if (!own_checkpoints && !std::filesystem::is_regular_file(a.resume)) {
+            std::string owner;
+            try {
+              owner = run_dir_of(load_config_text(ck.config_toml, resume_path, {}));
+            } catch (const UserError&) {
+              // A stored config this version cannot read names no owner.
+            }
+            std::error_code ec;
+            const bool other = !owner.empty() &&
+                               std::filesystem::weakly_canonical(owner, ec) != std::filesystem::weakly_canonical(dir, ec);
+            const bool owner_lives = other && (std::filesystem::exists(owner + "/metrics.jsonl", ec) ||
+                                               std::filesystem::exists(owner + "/config.toml", ec));
+            LOCKSTEP_REQUIRE(!owner_lives, "--resume ", a.resume, ": ", resume_path, " was saved by the run in ", owner,
+                             ", not by this one (", dir, "): checkpoint.dir = ", ckdir,
+                             " holds the checkpoints of both. Give each run a checkpoint.dir of its own; to continue "
+                             "that run, use --run-dir ", owner, "; to start this one from its state, name the file: "
+                             "--resume ", resume_path);
+          }
           if (ck.checksums_missing > 0)
             notes.push_back(fmt("note: ", resume_path, " was written without checksums (", ck.checksums_missing,
                                 " datasets and groups not verified)"));

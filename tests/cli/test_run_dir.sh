@@ -222,6 +222,30 @@ run 2 60 train "${cfg[@]}" -o "$WORK/own" --resume auto --set checkpoint.dir="$W
 expect_rc 0 "resume with the run's checkpoint.dir"
 expect_out "resuming from $WORK/own-ck/step-000000002.h5"
 
+# A relative checkpoint.dir, resumed from another working directory: the stored config names it
+# absolutely, so the run's checkpoints are found (they used to be missed, and the run restarted).
+mkdir -p "$WORK/wa" "$WORK/wb"
+pushd "$WORK/wa" >/dev/null
+run 1 60 train "${cfg[@]}" -o runs/x --set checkpoint.dir=ck --set train.max_steps=2
+expect_rc 0
+popd >/dev/null
+pushd "$WORK/wb" >/dev/null
+run 1 60 train "${cfg[@]}" -o "$WORK/wa/runs/x" --resume auto --set checkpoint.dir=ck
+expect_rc 2 "relative checkpoint.dir from elsewhere"
+expect_err_once "--resume auto: checkpoint directory ck holds no checkpoint, but this run has checkpoints in $WORK/wa/ck"
+run 1 60 train -o "$WORK/wa/runs/x" --resume auto --set train.max_steps=4
+expect_rc 0 "the stored config from elsewhere"
+expect_out "resuming from $WORK/wa/ck/step-000000002.h5"
+popd >/dev/null
+# Two runs given one checkpoint.dir: --resume auto in the second finds the first one's
+# checkpoints, and refuses rather than continue them as its own.
+run 1 60 train "${cfg[@]}" -o "$WORK/sA" --set checkpoint.dir="$WORK/shared" --set train.max_steps=2
+expect_rc 0
+run 1 60 train "${cfg[@]}" -o "$WORK/sB" --set checkpoint.dir="$WORK/shared" --resume auto
+expect_rc 2 "a shared checkpoint.dir"
+expect_err_once "$WORK/shared/step-000000002.h5 was saved by the run in $WORK/sA, not by this one ($WORK/sB): checkpoint.dir = $WORK/shared holds the checkpoints of both"
+[ ! -e "$WORK/sB" ] || fail "the refused run made its run directory"
+
 # ---- resumed from an older checkpoint in place: the later course is set aside, not mixed in ---------
 run 1 60 train "${cfg[@]}" -o "$WORK/br"
 expect_rc 0
