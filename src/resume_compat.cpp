@@ -139,11 +139,15 @@ std::string resume_incompatibilities(const CheckpointData& ck, const Config& cfg
 
 std::string eval_incompatibilities(const CheckpointData& ck, const Config& cfg, const DataFingerprint* train_now) {
   Differences d;
-  d.differ("run.seed (the validation split)", std::to_string(ck.seed), std::to_string(cfg.run.seed));
-  auto saved = stored_key_values(ck);
   // data.val_size = 0 asks for no validation set: the split (and with it the standardisation
-  // statistics) is still the checkpoint's, only its validation part is not scored.
+  // statistics) is still the checkpoint's, only its validation part is not scored. With
+  // normalize = scale nothing then depends on the split: the seed and train_limit do not matter.
+  const bool split_unused = cfg.data.val_size == 0 && cfg.data.normalize == Normalize::scale;
+  if (!split_unused)
+    d.differ("run.seed (the validation split)", std::to_string(ck.seed), std::to_string(cfg.run.seed));
+  auto saved = stored_key_values(ck);
   if (cfg.data.val_size == 0) saved.erase("data.val_size");
+  if (split_unused) saved.erase("data.train_limit");
   const auto current = key_values(cfg);
   if (!saved.empty())
     for (const char* key : kDataKeys)

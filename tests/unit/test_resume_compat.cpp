@@ -153,6 +153,20 @@ TEST(EvalCompat, PathsTheTestSetAndNoValidationSetAreAllowed) {
   EXPECT_EQ(eval_incompatibilities(ck, other, &same), "");
   other.data.val_size = 0;  // score the test set only
   EXPECT_EQ(eval_incompatibilities(ck, other), "");
+  // With no validation set and scale, nothing depends on the split: its seed and train_limit
+  // may differ. Under standardize they give the statistics, and must not.
+  other.run.seed = cfg.run.seed + 5;
+  other.data.train_limit = 7;
+  EXPECT_EQ(eval_incompatibilities(ck, other), "");
+  Config std_cfg = cfg;
+  std_cfg.data.normalize = Normalize::standardize;
+  const CheckpointData ck_std = saved_by(std_cfg);
+  Config std_other = std_cfg;
+  std_other.data.val_size = 0;
+  std_other.run.seed = std_cfg.run.seed + 5;
+  EXPECT_NE(eval_incompatibilities(ck_std, std_other).find("run.seed (the validation split)"), std::string::npos);
+  other.run.seed = cfg.run.seed;
+  other.data.train_limit = cfg.data.train_limit;
   // A checkpoint trained without a validation set has none to score: another val_size would draw
   // one from its training samples.
   Config none = cfg;
