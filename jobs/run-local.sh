@@ -40,6 +40,8 @@ rc=0
 lockstep_mpirun -np "$np" "${MPI_FLAGS[@]}" build/lockstep train --config jobs/configs/fashion_mnist_mlp.toml \
   --run-dir "$run_dir" "${extra[@]}" "$@" || rc=$?
 if [ "$rc" -eq 75 ]; then
-  echo "run-local: to continue this run: LOCKSTEP_RANKS=$np LOCKSTEP_RUN_DIR=$run_dir jobs/run-local.sh${*:+ $*} --resume auto"
+  # Quoted for the shell: arguments like 'model.layers=[784, 1024, 10]' come back as they were.
+  again=$(printf ' %q' "$@")
+  echo "run-local: to continue this run: LOCKSTEP_RANKS=$np LOCKSTEP_RUN_DIR=$(printf '%q' "$run_dir") jobs/run-local.sh${again} --resume auto"
 fi
 exit "$rc"

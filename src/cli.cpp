@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "lockstep/agree.hpp"
 #include "lockstep/config_agree.hpp"
+#include "lockstep/check.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/launch.hpp"
 #include "lockstep/version.hpp"
@@ -87,6 +88,16 @@ int run_cli(int argc, char** argv, Comm& comm) {
         if (comm.rank() == 0)
           std::cerr << "lockstep: error: unknown command '" << argv[1] << "'; the commands are " << names
                     << " (lockstep --help)" << std::endl;
+        return exit_code::bad_input;
+      }
+      // `lockstep` alone, or options and no command: which commands there are.
+      bool any_command = false;
+      for (int i = 1; i < argc; ++i) any_command = any_command || argv[i][0] != '-';
+      if (!any_command && dynamic_cast<const CLI::RequiredError*>(&e)) {
+        if (comm.rank() == 0)
+          std::cerr << "lockstep: error: " << (argc > 1 ? fmt("unknown option '", argv[1], "' and no command")
+                                                         : std::string("no command given"))
+                    << "; the commands are " << names << " (lockstep --help, lockstep COMMAND --help)" << std::endl;
         return exit_code::bad_input;
       }
       if (comm.rank() == 0) app.exit(e);

@@ -98,13 +98,16 @@ ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std
     // A plain start must not write over a run: not only its metrics (written at the first epoch's
     // end) but its checkpoints too (a run stopped during its first epoch has only those).
     std::vector<std::string> found = existing_run_files(run_dir, checkpoint_dir);
-    for (const std::string& other : checkpoints_elsewhere(run_dir, checkpoint_dir))
+    const std::vector<std::string> elsewhere = checkpoints_elsewhere(run_dir, checkpoint_dir);
+    for (const std::string& other : elsewhere)
       for (const std::string& f : existing_run_files(run_dir, other))
         if (std::find(found.begin(), found.end(), f) == found.end()) found.push_back(f);
     std::string list;
     for (const std::string& f : found) list += (list.empty() ? "" : ", ") + f;
-    LOCKSTEP_REQUIRE(found.empty(), "run directory ", run_dir, " already holds a run (", list,
-                     "); continue it with --resume auto, or choose another run.dir (--run-dir)");
+    // Checkpoints in another directory than this start's: --resume auto would look in the wrong one.
+    const std::string how = elsewhere.empty() ? std::string("--resume auto") : "--resume " + elsewhere.front();
+    LOCKSTEP_REQUIRE(found.empty(), "run directory ", run_dir, " already holds a run (", list, "); continue it with ",
+                     how, ", or choose another run.dir (--run-dir)");
     return plan;
   }
   if (!stored.checkpoint.empty()) {  // found (and read) while looking for the stored config

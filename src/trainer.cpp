@@ -461,7 +461,7 @@ TrainResult Trainer::run() {
                   << state_.epoch + 1 << " (step " << state_.global_step << ") is " << shown((*ev)->loss)
                   << ": the weights no longer give finite outputs (" << skipped_total_
                   << " step(s) of this run skipped as non-finite); nothing more is saved. Lower optimizer.lr or "
-                  << "check the data, and resume from an earlier checkpoint" << std::endl;
+                  << "check the data; the checkpoints saved before this epoch's end are the run's last good state" << std::endl;
       throw AgreedFailure(exit_code::non_finite);
     }
     // Stopped by max_steps inside the epoch: reported as partial; the epoch continues on resume.

@@ -8,6 +8,10 @@ run 2 20 trian --config "$cfg" --run-dir "$WORK/a"
 expect_rc 2 "unknown command"
 expect_err_once "unknown command 'trian'; the commands are train, distill, eval, inspect"
 
+run 1 20
+expect_rc 2 "no command"
+expect_err_once "lockstep: error: no command given; the commands are train, distill"
+
 run 2 20 train --config "$cfg" --run-dir "$WORK/a" --set optimizer.lrr=0.1
 expect_rc 2 "unknown key"
 expect_err_once "unknown key 'optimizer.lrr'"
