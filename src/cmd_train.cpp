@@ -152,6 +152,18 @@ int run_train(Comm& comm, const TrainArgs& a) {
                                                 : read_checkpoint_or_offer_previous(resume_path, "resume from it with --resume ");
           // A checkpoint directory that two runs share (checkpoint.dir set alike in both): what
           // --resume auto (or DIR) finds there may be the other run's. Named by file, it is meant.
+          // A course set aside earlier cannot come back into the directory that now holds another:
+          // the two would mix (by step number nothing tells them apart). A new run directory can.
+          {
+            const std::filesystem::path parent = std::filesystem::path(resume_path).parent_path();
+            std::error_code ec;
+            const bool set_aside = parent.filename().string().rfind("abandoned-", 0) == 0 &&
+                                   std::filesystem::weakly_canonical(parent.parent_path(), ec) ==
+                                       std::filesystem::weakly_canonical(ckdir, ec);
+            LOCKSTEP_REQUIRE(!set_aside, "--resume ", resume_path, ": a course this run set aside; continuing it here "
+                             "would mix it with the one in ", ckdir, ". Continue it in a run directory of its own: "
+                             "--run-dir NEW --resume ", resume_path);
+          }
           // (A copied run directory keeps its checkpoints inside it: those are its own.)
           const bool own_checkpoints = ckdir == dir + "/checkpoints";
           if (!own_checkpoints && !std::filesystem::is_regular_file(a.resume)) {

@@ -267,6 +267,14 @@ aside=$(grep -o "moved to $bck/abandoned-[0-9TZ-]*" <<<"$OUT" | sed 's/^moved to
 [ "$(ls "$aside" | grep -c '^step-')" -eq 5 ] && [ -f "$aside/best.h5" ] || fail "abandoned: $(ls "$aside")"
 [ "$(cat "$bck"/abandoned-*Z/step-000000015.h5 | sort -u)" = precious ] || fail "an existing set-aside folder was written into"
 [ -f "$bck/step-7.h5" ] || fail "step-7.h5 (a user's file) was moved"
+# Going back to the course set aside: not into this directory (the courses would mix), but into
+# a new one.
+run 1 60 train "${cfg[@]}" -o "$WORK/br" --resume "$aside/step-000000015.h5" --set train.epochs=4
+expect_rc 2 "resume from a set-aside course in place"
+expect_err_once "--resume $aside/step-000000015.h5: a course this run set aside; continuing it here would mix it with the one in $bck"
+run 1 60 train "${cfg[@]}" -o "$WORK/br-old" --resume "$aside/step-000000015.h5" --set train.epochs=4
+expect_rc 0 "the set-aside course in a run directory of its own"
+expect_out "done: 20 steps"
 for e in 1 2 3; do
   [ "$(grep -c "\"epoch\":$e," "$WORK/br/metrics.jsonl")" -eq 1 ] || fail "epoch $e not once in metrics.jsonl: $(cat "$WORK/br/metrics.jsonl")"
 done
