@@ -68,13 +68,15 @@ for _ in $(seq 1 600); do [ -s "$WORK/rc" ] && break; sleep 0.05; done
 wait "$PID" 2>/dev/null || true
 echo "ok: Ctrl-C with the output through tee -i, exit 75"
 
-# Ctrl-C right at the start, before mpirun has its ranks up (it drops a signal then): the
-# launcher sends the request again until it is taken, and the job still stops with 75.
+# Ctrl-C right at the start: the moment mpirun exists, before its ranks are up (mpirun drops a
+# signal then, and a rank that gets one before its handler is in dies): the launcher holds the
+# request until the ranks can take it, and the job still stops with 75.
 rm -f "$WORK/rc"
 setsid env --default-signal=INT bash -c '(timeout --foreground -k 5 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") >"'"$WORK/out"'" 2>&1' \
   "$launcher" "${args[@]}" &
 PID=$!
-sleep 0.05
+for _ in $(seq 1 2000); do pgrep -f "^mpirun .*$WORK/run" >/dev/null && break; sleep 0.005; done
+pgrep -f "^mpirun .*$WORK/run" >/dev/null || fail "mpirun did not start: $(cat "$WORK/out")"
 kill -INT -- "-$PID"
 wait "$PID" 2>/dev/null || true
 [ "$(cat "$WORK/rc" 2>/dev/null)" = "rc 75" ] || fail "an early Ctrl-C: $(cat "$WORK/rc" 2>/dev/null || echo 'no status'): $(cat "$WORK/out")"
