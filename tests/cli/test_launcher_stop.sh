@@ -17,7 +17,7 @@ total=$((2 * 860))
 # start_launcher: the launcher in a session of its own, as a shell runs a foreground job (and
 # with SIGINT not ignored, as it is for a background job of a script); sets PID.
 start_launcher() {
-  setsid env --default-signal=INT timeout -k 5 120 "$launcher" -n 2 "${args[@]}" >"$WORK/out" 2>&1 &
+  setsid env --default-signal=INT timeout -k 30 120 "$launcher" -n 2 "${args[@]}" >"$WORK/out" 2>&1 &
   PID=$!
 }
 # stop_after STEP SIGNAL TARGET: waits for the checkpoint of STEP, then sends SIGNAL to TARGET;
@@ -56,7 +56,7 @@ echo "ok: SIGTERM stopped the resumed job at step $STOP, exit 75"
 # must not be what ends it (it wrote to stderr before passing the stop on, and a broken pipe
 # there killed it, leaving the job to train on unwatched).
 last=$STOP
-setsid env --default-signal=INT bash -c '(timeout --foreground -k 5 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") 2>&1 | tee -i "'"$WORK/out"'" >/dev/null' \
+setsid env --default-signal=INT bash -c '(timeout --foreground -k 30 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") 2>&1 | tee -i "'"$WORK/out"'" >/dev/null' \
   "$launcher" "${args[@]}" &
 PID=$!
 file=$WORK/run/checkpoints/$(printf 'step-%09d.h5' $(((last / 100 + 1) * 100)))
@@ -72,7 +72,7 @@ echo "ok: Ctrl-C with the output through tee -i, exit 75"
 # signal then, and a rank that gets one before its handler is in dies): the launcher holds the
 # request until the ranks can take it, and the job still stops with 75.
 rm -f "$WORK/rc"
-setsid env --default-signal=INT bash -c '(timeout --foreground -k 5 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") >"'"$WORK/out"'" 2>&1' \
+setsid env --default-signal=INT bash -c '(timeout --foreground -k 30 120 "$0" -n 2 "${@}"; echo "rc $?" >"'"$WORK/rc"'") >"'"$WORK/out"'" 2>&1' \
   "$launcher" "${args[@]}" &
 PID=$!
 for _ in $(seq 1 2000); do pgrep -f "^mpirun .*$WORK/run" >/dev/null && break; sleep 0.005; done
@@ -82,7 +82,7 @@ wait "$PID" 2>/dev/null || true
 [ "$(cat "$WORK/rc" 2>/dev/null)" = "rc 75" ] || fail "an early Ctrl-C: $(cat "$WORK/rc" 2>/dev/null || echo 'no status'): $(cat "$WORK/out")"
 echo "ok: Ctrl-C at the start, exit 75"
 
-set +e; timeout -k 5 120 "$launcher" -n 2 "${args[@]}" >"$WORK/out" 2>&1; RC=$?; set -e
+set +e; timeout -k 30 120 "$launcher" -n 2 "${args[@]}" >"$WORK/out" 2>&1; RC=$?; set -e
 [ "$RC" -eq 0 ] || fail "the last resume: exit code $RC: $(cat "$WORK/out")"
 grep -q "^done: $total steps" "$WORK/out" || fail "the run did not finish: $(cat "$WORK/out")"
 echo "ok: resumed to the end"
