@@ -386,8 +386,8 @@ void Trainer::restore(const CheckpointData& ck) {
 
 void Trainer::save_checkpoint(bool best, const char* reason) {
   if (!opts_.checkpointer) return;
-  const CheckpointData ck = snapshot();
   if (last_saved_step_ == state_.global_step && !best) return;  // this exact state is saved already
+  const CheckpointData ck = snapshot();
   opts_.checkpointer->save(ck, best, reason);
   last_saved_step_ = state_.global_step;
 }
@@ -481,6 +481,18 @@ TrainResult Trainer::run() {
     if (rec.stopped_early) {
       result.stopped_early = true;
       finished = true;
+    }
+    // A stop requested during the epoch's evaluation or checkpoint is taken here, at the epoch
+    // boundary, rather than after one more step and a second checkpoint (time a preemption
+    // warning may not have). The flag is reduced, so every rank decides alike.
+    const bool more = !finished && state_.epoch < cfg_.train.epochs &&
+                      !(cfg_.train.max_steps > 0 && state_.global_step >= cfg_.train.max_steps);
+    if (more && comm_->any_true(opts_.stop_requested())) {
+      save_checkpoint(false, "stop requested");  // nothing written when the epoch's save holds this state
+      result.preempted = true;
+      result.steps = state_.global_step;
+      result.skipped_steps = skipped_total_;
+      return result;
     }
   }
   if (ckc.at_end) save_checkpoint(false, "end of training");

@@ -59,8 +59,10 @@ std::string shared_dir(Comm& comm, const std::string& tag) {
 
 // Trains cfg on comm; when stop_at > 0, asks to stop (on the LAST rank only, so the flag must be
 // agreed) once stop_at steps are done, saving into ckdir. When resume_from is set, starts from it.
+// With at_boundary, the request comes once stop_at steps are done (as if during the evaluation
+// after an epoch's last step) instead of during step stop_at.
 Trace run(Comm& comm, const Config& cfg, std::shared_ptr<const DataSource> data, int64_t stop_at,
-          const std::string& ckdir, const std::string& resume_from = "") {
+          const std::string& ckdir, const std::string& resume_from = "", bool at_boundary = false) {
   auto be = make_cpu_backend();
   Datasets ds;
   ds.train = std::move(data);
@@ -74,7 +76,8 @@ Trace run(Comm& comm, const Config& cfg, std::shared_ptr<const DataSource> data,
     t.lr.push_back(s.lr);
   };
   opts.stop_requested = [&] {
-    return stop_at > 0 && comm.rank() == comm.size() - 1 && self->state().global_step == stop_at - 1;
+    return stop_at > 0 && comm.rank() == comm.size() - 1 &&
+           self->state().global_step == (at_boundary ? stop_at : stop_at - 1);
   };
   Trainer trainer(cfg, comm, *be, ds, opts);
   self = &trainer;
@@ -141,6 +144,30 @@ TEST_P(BitwiseResume, ContinuesExactlyLikeTheUninterruptedRun) {
   const EpochRecord& b = whole.result.epochs[static_cast<size_t>(a.epoch)];
   EXPECT_EQ(a.train_loss, b.train_loss);
   EXPECT_EQ(a.train_accuracy, b.train_accuracy);
+  if (comm->rank() == 0) std::filesystem::remove_all(dir);
+}
+
+// A stop asked for after an epoch's last step (during its evaluation or checkpoint) is taken at
+// the epoch boundary: no further step, the epoch's own state saved, and the resumed run continues
+// bitwise like the uninterrupted one.
+TEST(BitwiseResumeAtEpochBoundary, AStopDuringTheEpochsEvaluationTakesNoFurtherStep) {
+  auto comm = make_mpi_comm();
+  auto data = test::synthetic_data(230, 10, 3, 7);  // 8 steps per epoch
+  Config cfg = test::small_config({10, 12, 3}, 32, 3);
+  cfg.optimizer.name = OptimizerKind::adam;
+  cfg.optimizer.lr = 0.01;
+  cfg.checkpoint.every_epochs = 1;
+  const std::string dir = shared_dir(*comm, "boundary");
+  const Trace whole = run(*comm, cfg, data, 0, dir + "/whole");
+  const Trace first = run(*comm, cfg, data, 8, dir + "/part", "", /*at_boundary=*/true);
+  ASSERT_TRUE(first.result.preempted);
+  EXPECT_EQ(first.result.steps, 8);
+  ASSERT_EQ(first.loss.size(), 8u);  // not a ninth step
+  const Trace rest = run(*comm, cfg, data, 0, dir + "/rest", dir + "/part/" + checkpoint_file_name(8));
+  std::vector<double> loss = first.loss;
+  loss.insert(loss.end(), rest.loss.begin(), rest.loss.end());
+  EXPECT_TRUE(bitwise_equal(loss, whole.loss));
+  EXPECT_EQ(std::memcmp(rest.params.data(), whole.params.data(), whole.params.size() * sizeof(float)), 0);
   if (comm->rank() == 0) std::filesystem::remove_all(dir);
 }
 
