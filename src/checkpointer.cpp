@@ -24,15 +24,6 @@ namespace {
 constexpr const char* kPrefix = "step-";
 constexpr const char* kSuffix = ".h5";
 
-// step-<digits>.h5 exactly: a user's step-000000200-keep.h5 beside them is not ours to prune.
-bool is_checkpoint_name(const std::string& name) {
-  const size_t p = std::strlen(kPrefix), s = std::strlen(kSuffix);
-  if (name.size() <= p + s || name.rfind(kPrefix, 0) != 0 || name.compare(name.size() - s, s, kSuffix) != 0) return false;
-  // The names a save writes: the step in at least 9 digits, zero-padded (step-7.h5 is a user's).
-  const size_t digits = name.size() - p - s;
-  return digits >= 9 && std::all_of(name.begin() + static_cast<std::ptrdiff_t>(p),
-                                    name.end() - static_cast<std::ptrdiff_t>(s), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 // best.h5 becomes the same file as `target` (a hard link, renamed into place); where links are
 // not supported, a copy.
@@ -53,19 +44,31 @@ std::string checkpoint_file_name(int64_t global_step) {
   return buf;
 }
 
+int64_t checkpoint_step_of(const std::string& path) {
+  const std::string name = fs::path(path).filename().string();
+  const size_t p = std::strlen(kPrefix), s = std::strlen(kSuffix);
+  if (name.size() <= p + s || name.rfind(kPrefix, 0) != 0 || name.compare(name.size() - s, s, kSuffix) != 0) return -1;
+  // The names a save writes: the step in 9 digits or more, zero-padded (step-7.h5 is a user's,
+  // and so is step-000000200-keep.h5); 18 at most, which int64 holds.
+  const std::string digits = name.substr(p, name.size() - p - s);
+  if (digits.size() < 9 || digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      }))
+    return -1;
+  return std::stoll(digits);
+}
+
 std::vector<std::string> list_checkpoints(const std::string& dir) {
-  std::vector<std::string> out;
+  std::vector<std::pair<int64_t, std::string>> found;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && is_checkpoint_name(name)) out.push_back(e.path().string());
+    const int64_t step = checkpoint_step_of(e.path().string());
+    if (e.is_regular_file() && step >= 0) found.emplace_back(step, e.path().string());
   }
-  // Newest first, by step number (a step of 10 digits or more sorts after every 9-digit one).
-  auto step = [](const std::string& path) {
-    const std::string name = fs::path(path).filename().string();
-    return std::stoll(name.substr(std::strlen(kPrefix), name.size() - std::strlen(kPrefix) - std::strlen(kSuffix)));
-  };
-  std::sort(out.begin(), out.end(), [&](const std::string& a, const std::string& b) { return step(a) > step(b); });
+  // Newest first, by step number.
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
   return out;
 }
 

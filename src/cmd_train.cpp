@@ -1,7 +1,6 @@
 // `lockstep train` (and `lockstep distill`, which adds a teacher): load and check everything
 // collectively (config, resume point, teacher, init checkpoint, data and its agreement across
 // ranks, teacher-logits cache), then train and report.
-#include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -31,15 +30,6 @@
 
 namespace lockstep {
 namespace {
-
-std::string utc_stamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
 
 // Rank 0 reads a checkpoint that a key names (distill.teacher, init.from); every rank gets it.
 CheckpointData checkpoint_named_by(Comm& comm, const char* key, const std::string& path) {
@@ -150,40 +140,7 @@ int run_train(Comm& comm, const TrainArgs& a) {
           if (!root) return;
           ck = stored.checkpoint == resume_path ? std::move(stored.ck)
                                                 : read_checkpoint_or_offer_previous(resume_path, "resume from it with --resume ");
-          // A checkpoint directory that two runs share (checkpoint.dir set alike in both): what
-          // --resume auto (or DIR) finds there may be the other run's. Named by file, it is meant.
-          // A course set aside earlier cannot come back into the directory that now holds another:
-          // the two would mix (by step number nothing tells them apart). A new run directory can.
-          {
-            const std::filesystem::path parent = std::filesystem::path(resume_path).parent_path();
-            std::error_code ec;
-            const bool set_aside = parent.filename().string().rfind("abandoned-", 0) == 0 &&
-                                   std::filesystem::weakly_canonical(parent.parent_path(), ec) ==
-                                       std::filesystem::weakly_canonical(ckdir, ec);
-            LOCKSTEP_REQUIRE(!set_aside, "--resume ", resume_path, ": a course this run set aside; continuing it here "
-                             "would mix it with the one in ", ckdir, ". Continue it in a run directory of its own: "
-                             "--run-dir NEW --resume ", resume_path);
-          }
-          // (A copied run directory keeps its checkpoints inside it: those are its own.)
-          const bool own_checkpoints = ckdir == dir + "/checkpoints";
-          if (!own_checkpoints && !std::filesystem::is_regular_file(a.resume)) {
-            std::string owner;
-            try {
-              owner = run_dir_of(load_config_text(ck.config_toml, resume_path, {}));
-            } catch (const UserError&) {
-              // A stored config this version cannot read names no owner.
-            }
-            std::error_code ec;
-            const bool other = !owner.empty() &&
-                               std::filesystem::weakly_canonical(owner, ec) != std::filesystem::weakly_canonical(dir, ec);
-            const bool owner_lives = other && (std::filesystem::exists(owner + "/metrics.jsonl", ec) ||
-                                               std::filesystem::exists(owner + "/config.toml", ec));
-            LOCKSTEP_REQUIRE(!owner_lives, "--resume ", a.resume, ": ", resume_path, " was saved by the run in ", owner,
-                             ", not by this one (", dir, "): checkpoint.dir = ", ckdir,
-                             " holds the checkpoints of both. Give each run a checkpoint.dir of its own; to continue "
-                             "that run, use --run-dir ", owner, "; to start this one from its state, name the file: "
-                             "--resume ", resume_path);
-          }
+          refuse_checkpoint_of_another_course(a, dir, ckdir, resume_path, ck);
           if (ck.checksums_missing > 0)
             notes.push_back(fmt("note: ", resume_path, " was written without checksums (", ck.checksums_missing,
                                 " datasets and groups not verified)"));
@@ -344,12 +301,12 @@ int run_train(Comm& comm, const TrainArgs& a) {
             std::cout << "removed " << n << " unfinished checkpoint file(s) in " << ckdir << std::endl;
         }
         if (resuming) {
-          const std::string aside = set_aside_later_course(dir, ckdir, metrics, ck.trainer.global_step, utc_stamp());
+          const std::string aside = set_aside_later_course(dir, ckdir, metrics, ck.trainer.global_step, utc_time("%Y%m%dT%H%M%SZ"));
           if (!aside.empty()) std::cout << aside << std::endl;
         }
         if (plan.abandon_metrics) {
           // Keep the earlier metrics beside the new run rather than appending to them.
-          const std::string kept = unused_path(dir + "/metrics-abandoned-" + utc_stamp(), ".jsonl");
+          const std::string kept = unused_path(dir + "/metrics-abandoned-" + utc_time("%Y%m%dT%H%M%SZ"), ".jsonl");
           std::filesystem::rename(metrics, kept);
           std::cout << "no checkpoint to resume in " << ckdir << "; starting afresh (earlier metrics kept as "
                     << kept << ")" << std::endl;

@@ -138,6 +138,36 @@ ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std
   return plan;
 }
 
+void refuse_checkpoint_of_another_course(const TrainArgs& a, const std::string& run_dir,
+                                         const std::string& checkpoint_dir, const std::string& path,
+                                         const CheckpointData& ck) {
+  // A course set aside earlier cannot come back into the directory that now holds another: the
+  // two would mix (by step number nothing tells them apart). A new run directory can take it.
+  const fs::path parent = fs::path(path).parent_path();
+  const bool set_aside = parent.filename().string().rfind("abandoned-", 0) == 0 &&
+                         same_directory(parent.parent_path().string(), checkpoint_dir);
+  LOCKSTEP_REQUIRE(!set_aside, "--resume ", path, ": a course this run set aside; continuing it here would mix it "
+                   "with the one in ", checkpoint_dir, ". Continue it in a run directory of its own: --run-dir NEW "
+                   "--resume ", path);
+  // A checkpoint directory that two runs share (checkpoint.dir set alike in both): what --resume
+  // auto (or DIR) finds there may be the other run's. Named by file, it is meant; and a copied
+  // run directory keeps its checkpoints inside it: those are its own.
+  if (checkpoint_dir == run_dir + "/checkpoints" || fs::is_regular_file(a.resume)) return;
+  std::string owner;
+  try {
+    owner = run_dir_of(load_config_text(ck.config_toml, path, {}));
+  } catch (const UserError&) {
+    return;  // a stored config this version cannot read names no owner
+  }
+  std::error_code ec;
+  const bool owner_lives = !same_directory(owner, run_dir) &&
+                           (fs::exists(owner + "/metrics.jsonl", ec) || fs::exists(owner + "/config.toml", ec));
+  LOCKSTEP_REQUIRE(!owner_lives, "--resume ", a.resume, ": ", path, " was saved by the run in ", owner,
+                   ", not by this one (", run_dir, "): checkpoint.dir = ", checkpoint_dir,
+                   " holds the checkpoints of both. Give each run a checkpoint.dir of its own; to continue that "
+                   "run, use --run-dir ", owner, "; to start this one from its state, name the file: --resume ", path);
+}
+
 std::string unused_path(const std::string& stem, const std::string& ext) {
   std::error_code ec;
   std::string path = stem + ext;
@@ -147,13 +177,10 @@ std::string unused_path(const std::string& stem, const std::string& ext) {
 
 std::string set_aside_later_course(const std::string& run_dir, const std::string& checkpoint_dir,
                                    const std::string& metrics, int64_t step, const std::string& stamp) {
-  // Step files after `step` (their names hold the zero-padded step).
+  // Step files after `step`.
   std::vector<std::string> later;
-  for (const std::string& path : list_checkpoints(checkpoint_dir)) {
-    const std::string name = fs::path(path).filename().string();
-    const int64_t at = std::stoll(name.substr(5, name.size() - 5 - 3));  // step-<digits>.h5
-    if (at > step) later.push_back(path);
-  }
+  for (const std::string& path : list_checkpoints(checkpoint_dir))
+    if (checkpoint_step_of(path) > step) later.push_back(path);
   // Epoch lines after `step`, and a torn last line a kill left.
   std::vector<std::string> keep, drop;
   if (fs::is_regular_file(metrics)) {

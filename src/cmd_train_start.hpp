@@ -35,6 +35,13 @@ struct ResumePlan {
 ResumePlan plan_resume(const TrainArgs& a, const std::string& run_dir, const std::string& checkpoint_dir,
                        const StoredConfig& stored);
 
+// Refuses (UserError) a checkpoint found for a resume that belongs to another course: one this
+// run set aside (abandoned-*/ of its checkpoint directory), or, found by --resume auto or DIR in
+// a checkpoint.dir two runs share, one the other run saved. Rank 0.
+void refuse_checkpoint_of_another_course(const TrainArgs& a, const std::string& run_dir,
+                                         const std::string& checkpoint_dir, const std::string& path,
+                                         const CheckpointData& ck);
+
 // stem + ext, or stem-2 + ext, stem-3 + ext, ... : the first that names nothing yet (two set-asides
 // within one second of the clock must not meet).
 std::string unused_path(const std::string& stem, const std::string& ext);

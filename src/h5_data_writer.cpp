@@ -8,11 +8,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 
 #include "lockstep/h5_dataset.hpp"
 #include "lockstep/idx.hpp"
+#include "lockstep/run_dir.hpp"
 #include "lockstep/version.hpp"
 
 namespace lockstep {
@@ -105,12 +105,9 @@ void H5DataWriter::write_labels(const int32_t* y) {
 
 void H5DataWriter::close() {
   if (!file_.valid()) return;
-  const std::time_t now = std::time(nullptr);
-  char created[32];
-  std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   h5::set_attr(file_.get(), "classes", static_cast<int64_t>(opts_.classes));
   h5::set_attr(file_.get(), "source", opts_.source);
-  h5::set_attr(file_.get(), "created", std::string(created));
+  h5::set_attr(file_.get(), "created", utc_time());
   h5::set_attr(file_.get(), "lockstep_version", std::string(LOCKSTEP_VERSION_STRING));
   features_.reset();
   labels_.reset();

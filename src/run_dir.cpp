@@ -85,18 +85,23 @@ void RunDirLock::acquire(const std::string& dir, const std::string& command, std
   }
   char host[256] = {0};
   if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown-host");
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  const std::string record = fmt("pid ", ::getpid(), " on host ", host, " since ", when, ": lockstep ", command, "\n");
+  const std::string record =
+      fmt("pid ", ::getpid(), " on host ", host, " since ", utc_time(), ": lockstep ", command, "\n");
   // The record is informative only: a failure to write it leaves the lock held and valid.
   if (::ftruncate(fd, 0) == 0) {
     const ssize_t w = ::pwrite(fd, record.data(), record.size(), 0);
     (void)w;
   }
   fd_ = fd;
+}
+
+std::string utc_time(const char* format) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {

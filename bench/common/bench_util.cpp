@@ -5,12 +5,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "lockstep/check.hpp"
+#include "lockstep/run_dir.hpp"
 
 namespace lockstep::bench {
 
@@ -47,14 +47,7 @@ double load_average_1min() {
   return in ? v : -1.0;
 }
 
-std::string utc_timestamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc_timestamp() { return utc_time(); }
 
 std::string host_name() {
   char buf[256] = {0};

@@ -35,7 +35,9 @@ class Checkpointer {
 
 // Rank-0 helpers on a checkpoint directory.
 std::string checkpoint_file_name(int64_t global_step);
-// Periodic checkpoints in the directory (step-<digits>.h5, nothing else), newest first.
+// The step in the name of a periodic checkpoint file (step-<9 to 18 digits>.h5); -1 for any other.
+int64_t checkpoint_step_of(const std::string& path);
+// Periodic checkpoints in the directory (those names, nothing else), newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 // Whether a file name is one a save writes before its rename (step-N.h5.tmp-<pid>,
 // best.h5.tmp-<pid>, latest.tmp).

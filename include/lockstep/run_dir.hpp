@@ -45,6 +45,10 @@ class RunDirLock {
 // Writes text to path through a temporary file and a rename, so readers never see half a file.
 void write_file_atomic(const std::string& path, const std::string& text);
 
+// The time now in UTC, formatted by strftime (the default: 2026-12-04T08:00:00Z), as run
+// directories, checkpoints and data files record it.
+std::string utc_time(const char* format = "%Y-%m-%dT%H:%M:%SZ");
+
 // One epoch as a JSON object on a single line.
 std::string epoch_json(const EpochRecord& r);
 

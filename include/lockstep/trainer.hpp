@@ -136,13 +136,17 @@ class Trainer {
   void prefetch_after(int64_t b, int64_t j, const std::vector<int64_t>& order);
   // Runs one step; returns whether any rank asked to stop.
   bool train_step(int64_t step_in_epoch, const std::vector<int64_t>& order, EpochRecord& acc, StepRecord& rec);
-  // Evaluates, decides early stopping and appends the epoch's metrics line (rank 0); a failed
-  // append is agreed on (metrics_error_), not thrown on rank 0 alone.
-  void finish_epoch(EpochRecord& rec, TrainResult& result);
+  // Evaluates, decides early stopping and appends the epoch's metrics line (rank 0). A failed
+  // append is agreed on, not thrown on rank 0 alone: engaged on every rank, holding why on rank 0.
+  std::optional<std::string> finish_epoch(EpochRecord& rec, TrainResult& result);
   void save_checkpoint(bool best, const char* reason);
-  // After a failed metrics append: saves this state's checkpoint, then rank 0 prints one message
-  // (the file, the OS error, what was saved) and every rank throws AgreedFailure(checkpoint_failed).
-  [[noreturn]] void stop_on_metrics_failure(const EpochRecord& rec, bool best);
+  // After a failed metrics append (why: rank 0's error): saves this state's checkpoint, then rank 0
+  // prints one message (the file, the OS error, what was saved) and every rank throws
+  // AgreedFailure(checkpoint_failed).
+  [[noreturn]] void stop_on_metrics_failure(const EpochRecord& rec, bool best, const std::string& why);
+  // After an epoch's evaluation: stops every rank (exit code non_finite) when every step of the
+  // epoch was skipped, or when the weights no longer give a finite validation or test loss.
+  void stop_if_not_training(const EpochRecord& rec);
   // Acts on a step whose reduced loss or gradient norm is not finite (skip or stop, per config).
   void handle_non_finite(const StepRecord& rec, bool first_skip);
   // Compares a checksum of the weights across ranks; a mismatch stops every rank.
@@ -170,8 +174,6 @@ class Trainer {
   std::unique_ptr<BatchStager> stager_;  // double-buffered micro-batch input
   std::vector<int64_t> order_;
   std::string last_metrics_json_;
-  bool metrics_failed_ = false;  // every rank: the last append to metrics.jsonl failed on rank 0
-  std::string metrics_error_;    // rank 0: why (names the file and the OS error)
   int64_t last_saved_step_ = -1;
   int64_t skipped_total_ = 0;
 };

@@ -6,24 +6,10 @@
 # while epochs, checkpointing and the learning rate may change; eval and inspect name their own
 # argument; skipped steps are reported in the epoch lines and the done line.
 source "$(dirname "$0")/../robustness/lib.sh"
-D=$WORK/data
-mkdir -p "$D"
-make_idx "$D/train-img" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/train-lab" u8 64 "[i % 4 for i in range(n)]"
-make_idx "$D/test-img" u8 20,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/test-lab" u8 20 "[(i * 3) % 4 for i in range(n)]"
+small_setup "$WORK/base.toml"
 # Same shape and labels, other pixels: what a re-converted or replaced file behind the same path is.
 make_idx "$D/other-img" u8 64,4,4 "[(i * 7) % 256 for i in range(n * d)]"
-cat >"$WORK/base.toml" <<EOF
-[data]
-train_images = "$D/train-img"
-train_labels = "$D/train-lab"
-test_images = "$D/test-img"
-test_labels = "$D/test-lab"
-classes = 4
-val_size = 8
-[model]
-layers = [16, 8, 4]
+cat >>"$WORK/base.toml" <<EOF
 [train]
 epochs = 2
 batch_size = 12

@@ -8,23 +8,9 @@
 # naming the lock and its holder, and a killed holder leaves no stale lock; unwritable
 # destinations are refused before training; rotation keeps a user's step-*-keep.h5.
 source "$(dirname "$0")/../robustness/lib.sh"
-D=$WORK/data
-mkdir -p "$D"
-make_idx "$D/train-img" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/train-lab" u8 64 "[i % 4 for i in range(n)]"
-make_idx "$D/test-img" u8 20,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/test-lab" u8 20 "[(i * 3) % 4 for i in range(n)]"
+small_setup "$WORK/base.toml"
 # 56 training samples in batches of 12: 5 steps per epoch, 15 in all.
-cat >"$WORK/base.toml" <<EOF
-[data]
-train_images = "$D/train-img"
-train_labels = "$D/train-lab"
-test_images = "$D/test-img"
-test_labels = "$D/test-lab"
-classes = 4
-val_size = 8
-[model]
-layers = [16, 8, 4]
+cat >>"$WORK/base.toml" <<EOF
 [train]
 epochs = 3
 batch_size = 12

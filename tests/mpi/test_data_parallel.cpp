@@ -13,6 +13,7 @@
 #include "lockstep/comm.hpp"
 #include "lockstep/exit_codes.hpp"
 #include "lockstep/trainer.hpp"
+#include "mpi/mpi_support.hpp"
 #include "support/test_support.hpp"
 
 namespace lockstep {
@@ -38,11 +39,6 @@ RunOutput train(Comm& comm, const Config& cfg, std::shared_ptr<const DataSource>
 }
 
 // Every rank holds bitwise the same vector as rank 0.
-void expect_same_on_all_ranks(Comm& comm, const std::vector<float>& v) {
-  std::vector<float> root = v;
-  comm.broadcast(root.data(), root.size() * sizeof(float), 0);
-  EXPECT_EQ(std::memcmp(root.data(), v.data(), v.size() * sizeof(float)), 0) << "rank " << comm.rank() << " differs";
-}
 
 // Training on p ranks sums the same per-sample gradients as one rank, in another order: each
 // weight differs by rounding only. After a few steps of SGD that is a few ulps of the update
@@ -60,7 +56,7 @@ TEST(DataParallel, ReplicasStayBitwiseIdentical) {
   const RunOutput r = train(*comm, cfg, data);
   ASSERT_EQ(r.result.steps, 3 * 8);  // ceil(300 / 40) = 8 steps per epoch on every rank
   EXPECT_EQ(static_cast<int64_t>(r.steps.size()), r.result.steps);
-  expect_same_on_all_ranks(*comm, r.params);
+  test::expect_same_on_all_ranks(*comm, r.params);
   for (float v : r.params) ASSERT_TRUE(std::isfinite(v));
 }
 
@@ -118,7 +114,7 @@ TEST(DataParallel, EmptySlicesKeepEveryRankInStep) {
   EXPECT_EQ(parallel.result.steps, 4);
   ASSERT_EQ(parallel.steps.size(), 4u);
   EXPECT_EQ(parallel.steps[1].samples, 1);
-  expect_same_on_all_ranks(*comm, parallel.params);
+  test::expect_same_on_all_ranks(*comm, parallel.params);
   const RunOutput single = train(*self, cfg, data);
   EXPECT_TRUE(test::all_close(parallel.params, as_double(single.params), kSplitRtol, 1e-6));
 }
@@ -134,7 +130,7 @@ TEST(DataParallel, GradientAccumulationMatchesOneMicroBatch) {
   const RunOutput accum = train(*comm, cfg, data);
   ASSERT_EQ(plain.steps.size(), accum.steps.size());
   EXPECT_TRUE(test::all_close(accum.params, as_double(plain.params), kSplitRtol, 1e-6));
-  expect_same_on_all_ranks(*comm, accum.params);
+  test::expect_same_on_all_ranks(*comm, accum.params);
   // 5 steps x 4 micro-batches on every rank (slices of 48, 24 or 16 rows); each but the epoch's
   // first was gathered during the previous micro-batch's backward pass.
   ASSERT_EQ(accum.result.epochs.size(), 1u);

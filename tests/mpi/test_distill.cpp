@@ -18,6 +18,7 @@
 #include "lockstep/h5.hpp"
 #include "lockstep/h5_dataset.hpp"
 #include "lockstep/trainer.hpp"
+#include "mpi/mpi_support.hpp"
 #include "support/test_support.hpp"
 #include "unit/expect_user_error.hpp"
 
@@ -29,23 +30,7 @@ constexpr double kSplitRtol = 1e-5;
 
 std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-void expect_same_on_all_ranks(Comm& comm, const std::vector<float>& v) {
-  std::vector<float> root = v;
-  comm.broadcast(root.data(), root.size() * sizeof(float), 0);
-  EXPECT_EQ(std::memcmp(root.data(), v.data(), v.size() * sizeof(float)), 0) << "rank " << comm.rank() << " differs";
-}
 
-std::string shared_dir(Comm& comm, const std::string& tag) {
-  std::string dir;
-  if (comm.rank() == 0) {
-    dir = (std::filesystem::temp_directory_path() / ("lockstep-distill-" + tag + "-" + std::to_string(::getpid())))
-              .string();
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast_string(dir, 0);
-  return dir;
-}
 
 // A teacher trained briefly on one process (every rank computes the same one).
 CheckpointData make_teacher(const std::shared_ptr<const DataSource>& data, uint64_t seed) {
@@ -91,13 +76,7 @@ Outcome distill(Comm& comm, const Config& cfg, const CheckpointData& teacher, Da
   Trainer t(cfg, comm, *be, ds, opts);
   self = &t;
   EXPECT_EQ(t.distiller() != nullptr, true);
-  if (!resume_from.empty()) {
-    CheckpointData ck;
-    if (comm.rank() == 0) ck = read_checkpoint(resume_from);
-    broadcast_checkpoint(comm, ck, 0);
-    EXPECT_EQ(resume_incompatibilities(ck, cfg), "");
-    t.restore(ck);
-  }
+  if (!resume_from.empty()) test::restore_from_file(comm, t, resume_from, cfg);
   run.result = t.run();
   run.params = t.model().get_params();
   return run;
@@ -122,7 +101,7 @@ TEST(Distill, RanksTimesSliceEqualsOneRankWholeBatch) {
   EXPECT_TRUE(test::all_close(parallel.params, as_double(single.params), kSplitRtol, 1e-6));
   for (size_t i = 0; i < single.steps.size(); ++i)
     EXPECT_NEAR(parallel.steps[i].loss, single.steps[i].loss, 1e-6 * single.steps[i].loss) << "step " << i;
-  expect_same_on_all_ranks(*comm, parallel.params);
+  test::expect_same_on_all_ranks(*comm, parallel.params);
   // The teacher was used at all: plain cross-entropy on the same data ends elsewhere.
   Config plain = cfg;
   plain.distill.teacher.clear();
@@ -146,7 +125,7 @@ TEST(Distill, CacheGivesTheResultOfTheLiveTeacher) {
     if (i % 5 != 0) rows.push_back(i);  // 184 training rows
   auto train = std::make_shared<SubsetData>(file, rows, "training part");
   const CheckpointData teacher = make_teacher(file, 6);
-  const std::string dir = shared_dir(*comm, "cache");
+  const std::string dir = test::shared_dir(*comm, "distill-cache");
   const std::string cache = dir + "/logits.h5";
   auto be = make_cpu_backend();
   std::ostringstream err;
@@ -167,7 +146,7 @@ TEST(Distill, CacheGivesTheResultOfTheLiveTeacher) {
   EXPECT_TRUE(test::all_close(cached.params, as_double(live.params), kSplitRtol, 1e-6));
   for (size_t i = 0; i < live.steps.size(); ++i)
     EXPECT_NEAR(cached.steps[i].loss, live.steps[i].loss, 1e-6 * live.steps[i].loss) << "step " << i;
-  expect_same_on_all_ranks(*comm, cached.params);
+  test::expect_same_on_all_ranks(*comm, cached.params);
 
   // The cache holds, for every file row, the teacher's logits (computed here row by row).
   H5Data h5(cache, 4);
@@ -193,7 +172,7 @@ TEST(Distill, MismatchedCacheIsRefusedNamingWhatDiffers) {
   auto comm = make_mpi_comm();
   auto file = test::synthetic_data(120, 10, 4, 23);
   const CheckpointData teacher = make_teacher(file, 7), other = make_teacher(file, 8);
-  const std::string dir = shared_dir(*comm, "mismatch");
+  const std::string dir = test::shared_dir(*comm, "distill-mismatch");
   auto be = make_cpu_backend();
   std::ostringstream err;
   build_teacher_cache(*comm, *be, teacher, "teacher-a.h5", *file, 4, 32, dir + "/a.h5", err);
@@ -260,7 +239,7 @@ TEST(Distill, ResumesBitwiseAndRefusesAnotherTeacher) {
   const CheckpointData teacher = make_teacher(data, 9);
   Config cfg = student_config();
   cfg.train.epochs = 3;
-  const std::string dir = shared_dir(*comm, "resume");
+  const std::string dir = test::shared_dir(*comm, "distill-resume");
   Checkpointer whole_ck(*comm, dir + "/whole", 100, nullptr), part_ck(*comm, dir + "/part", 100, nullptr),
       rest_ck(*comm, dir + "/rest", 100, nullptr);
   const Outcome whole = distill(*comm, cfg, teacher, train_only(data), &whole_ck);

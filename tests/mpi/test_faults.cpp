@@ -24,6 +24,19 @@
 namespace lockstep {
 namespace {
 
+// Runs t to its end: the exit code of the AgreedFailure it ended with (-1 when it finished) and
+// what this rank wrote to stderr meanwhile.
+std::pair<int, std::string> run_to_agreed_end(Trainer& t) {
+  int code = -1;
+  testing::internal::CaptureStderr();
+  try {
+    t.run();
+  } catch (const AgreedFailure& f) {
+    code = f.exit_code;
+  }
+  return {code, testing::internal::GetCapturedStderr()};
+}
+
 // A dataset whose one bad sample lies in the slice of the last rank at step `step` (0-based) of
 // epoch 0: feature 2 of that sample is `value` (NaN or inf). Every rank builds the same data.
 std::shared_ptr<MemoryData> data_with_bad_sample(const Config& cfg, int64_t n, int64_t step, int world, float value) {
@@ -116,14 +129,7 @@ TEST(NonFinite, StopEndsEveryRankWithTheSameCodeAndOneMessageNamingTheStep) {
   };
   Trainer t(cfg, *comm, *be, ds, opts);
   trainer = &t;
-  int code = -1;
-  testing::internal::CaptureStderr();
-  try {
-    t.run();
-  } catch (const AgreedFailure& f) {
-    code = f.exit_code;
-  }
-  const std::string err = testing::internal::GetCapturedStderr();
+  const auto [code, err] = run_to_agreed_end(t);
   EXPECT_EQ(code, exit_code::non_finite);
   EXPECT_EQ(steps, 2);  // stopped inside the third step, before it completed
   EXPECT_EQ(t.model().get_params(), after_two) << "the bad update must not be applied";
@@ -152,14 +158,7 @@ TEST(NonFinite, AnEpochWhoseEveryStepIsSkippedStopsEveryRankNamingTheEpoch) {
   opts.log = &log;
   opts.metrics_path = comm->rank() == 0 ? dir.file("metrics.jsonl") : "";
   Trainer t(cfg, *comm, *be, ds, opts);
-  int code = -1;
-  testing::internal::CaptureStderr();
-  try {
-    t.run();
-  } catch (const AgreedFailure& f) {
-    code = f.exit_code;
-  }
-  const std::string err = testing::internal::GetCapturedStderr();
+  const auto [code, err] = run_to_agreed_end(t);
   EXPECT_EQ(code, exit_code::non_finite);
   EXPECT_EQ(t.state().global_step, 5);  // the whole first epoch, then the stop
   EXPECT_EQ(t.state().epoch, 0);
@@ -193,14 +192,7 @@ void run_with_drift(int odd) {
   };
   Trainer t(cfg, *comm, *be, ds, opts);
   trainer = &t;
-  int code = -1;
-  testing::internal::CaptureStderr();
-  try {
-    t.run();
-  } catch (const AgreedFailure& f) {
-    code = f.exit_code;
-  }
-  const std::string err = testing::internal::GetCapturedStderr();
+  const auto [code, err] = run_to_agreed_end(t);
   const int64_t reached = t.state().global_step;
   if (!inject) {
     EXPECT_EQ(code, -1) << "one rank cannot drift";
@@ -250,14 +242,7 @@ TEST(MetricsWrite, AFullDiskEndsEveryRankWithCodeFourAfterSavingTheEpochsCheckpo
   opts.checkpointer = &checkpointer;
   opts.metrics_path = comm->rank() == 0 ? "/dev/full" : "";
   Trainer t(cfg, *comm, *be, ds, opts);
-  int code = -1;
-  testing::internal::CaptureStderr();
-  try {
-    t.run();
-  } catch (const AgreedFailure& f) {
-    code = f.exit_code;
-  }
-  const std::string err = testing::internal::GetCapturedStderr();
+  const auto [code, err] = run_to_agreed_end(t);
   EXPECT_EQ(code, exit_code::checkpoint_failed);
   EXPECT_EQ(t.state().global_step, 5);  // stopped at the end of the first of 3 epochs, on every rank
   EXPECT_EQ(t.state().epoch, 1);

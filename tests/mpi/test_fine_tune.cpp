@@ -15,6 +15,7 @@
 #include "lockstep/schedule.hpp"
 #include "lockstep/trainer.hpp"
 #include "lockstep/transfer.hpp"
+#include "mpi/mpi_support.hpp"
 #include "support/test_support.hpp"
 
 namespace lockstep {
@@ -26,23 +27,7 @@ std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), 
 
 bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
 
-void expect_same_on_all_ranks(Comm& comm, const std::vector<float>& v) {
-  std::vector<float> root = v;
-  comm.broadcast(root.data(), root.size() * sizeof(float), 0);
-  EXPECT_TRUE(same_bits(root.data(), v.data(), v.size())) << "rank " << comm.rank() << " differs";
-}
 
-std::string shared_dir(Comm& comm, const std::string& tag) {
-  std::string dir;
-  if (comm.rank() == 0) {
-    dir = (std::filesystem::temp_directory_path() / ("lockstep-finetune-" + tag + "-" + std::to_string(::getpid())))
-              .string();
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast_string(dir, 0);
-  return dir;
-}
 
 // A "pretrained" model: {12, 10, 8, 4} trained for 30 steps on 4 classes, on one process.
 CheckpointData pretrained() {
@@ -97,13 +82,7 @@ Outcome fine_tune(Comm& comm, const Config& cfg, const CheckpointData* from, std
   self = &t;
   run.init = t.model().get_params();
   run.state_size = t.optimizer().state_size();
-  if (!resume_from.empty()) {
-    CheckpointData ck;
-    if (comm.rank() == 0) ck = read_checkpoint(resume_from);
-    broadcast_checkpoint(comm, ck, 0);
-    EXPECT_EQ(resume_incompatibilities(ck, cfg), "");
-    t.restore(ck);
-  }
+  if (!resume_from.empty()) test::restore_from_file(comm, t, resume_from, cfg);
   run.result = t.run();
   run.params = t.model().get_params();
   return run;
@@ -126,7 +105,7 @@ TEST(FineTune, FrozenBodyComesOutBitwiseUnchanged) {
   EXPECT_FALSE(same_bits(parallel.params.data() + kL0 + kL1, parallel.init.data() + kL0 + kL1, kL2))
       << "the head did not train";
   EXPECT_EQ(parallel.state_size, kL2);  // optimizer state for the head only
-  expect_same_on_all_ranks(*comm, parallel.params);
+  test::expect_same_on_all_ranks(*comm, parallel.params);
   const Outcome single = fine_tune(*self, cfg, &base, data);
   EXPECT_TRUE(test::all_close(parallel.params, as_double(single.params), kSplitRtol, 1e-6));
 }
@@ -142,7 +121,7 @@ TEST(FineTune, AMiddleLayerCanBeFrozenAlone) {
   EXPECT_TRUE(same_bits(parallel.params.data() + kL0, base.params.data() + kL0, kL1)) << "frozen layer 1 changed";
   EXPECT_FALSE(same_bits(parallel.params.data(), base.params.data(), kL0)) << "layer 0 did not train";
   EXPECT_EQ(parallel.state_size, kL0 + kL2);
-  expect_same_on_all_ranks(*comm, parallel.params);
+  test::expect_same_on_all_ranks(*comm, parallel.params);
   const Outcome single = fine_tune(*self, cfg, &base, data);
   EXPECT_TRUE(test::all_close(parallel.params, as_double(single.params), kSplitRtol, 1e-6));
 }
@@ -170,7 +149,7 @@ TEST(FineTune, CheckpointResumesBitwise) {
   auto data = test::synthetic_data(140, 12, 3, 35);  // 140 / 30: 5 steps per epoch, the last partial
   Config cfg = fine_tune_config({0});
   cfg.train.epochs = 3;
-  const std::string dir = shared_dir(*comm, "resume");
+  const std::string dir = test::shared_dir(*comm, "finetune-resume");
   Checkpointer a(*comm, dir + "/whole", 100, nullptr), b(*comm, dir + "/part", 100, nullptr),
       c(*comm, dir + "/rest", 100, nullptr);
   const Outcome whole = fine_tune(*comm, cfg, &base, data, &a);

@@ -12,6 +12,7 @@
 
 #include "lockstep/comm.hpp"
 #include "lockstep/trainer.hpp"
+#include "mpi/mpi_support.hpp"
 #include "support/test_support.hpp"
 
 namespace lockstep {
@@ -33,11 +34,6 @@ bool expect_shared(const Comm& comm, int k) {
   return k > 1 && comm.size() % k == 0;
 }
 
-void expect_identical_on_all_ranks(Comm& comm, const float* x, size_t n) {
-  std::vector<float> root(x, x + n);
-  comm.broadcast(root.data(), n * sizeof(float), 0);
-  EXPECT_EQ(std::memcmp(root.data(), x, n * sizeof(float)), 0) << "rank " << comm.rank() << " differs from rank 0";
-}
 
 class NodeReduce : public ::testing::TestWithParam<int> {};
 
@@ -82,7 +78,7 @@ TEST_P(NodeReduce, ArbitraryFloatsGiveTheSameBitsEverywhere) {
   for (float& v : mine) v = u(gen) * 1e3f;
   std::memcpy(buf->data(), mine.data(), n * sizeof(float));
   comm->allreduce_sum(buf->data(), n);
-  expect_identical_on_all_ranks(*comm, buf->data(), n);
+  test::expect_same_on_all_ranks(*comm, buf->data(), n);
   // On one node every element is the sum in rank order, computed once.
   std::vector<float> all(n * static_cast<size_t>(comm->size()));
   comm->allgather(mine.data(), n * sizeof(float), all.data());
@@ -149,7 +145,7 @@ TEST(NodeReduce, TrainingThroughSharedMemoryMatchesMpiAllreduce) {
     return t.model().get_params();
   };
   const std::vector<float> shm = train(true), mpi = train(false);
-  expect_identical_on_all_ranks(*comm, shm.data(), shm.size());
+  test::expect_same_on_all_ranks(*comm, shm.data(), shm.size());
   // The same per-rank sums added in another order at most: rounding only.
   EXPECT_TRUE(test::all_close(shm, std::vector<double>(mpi.begin(), mpi.end()), 1e-5, 1e-6));
   if (comm->size() <= 2) {

@@ -16,6 +16,7 @@
 #include "lockstep/checkpointer.hpp"
 #include "lockstep/comm.hpp"
 #include "lockstep/trainer.hpp"
+#include "mpi/mpi_support.hpp"
 #include "support/test_support.hpp"
 
 namespace lockstep {
@@ -46,16 +47,6 @@ struct Trace {
 };
 
 // A shared checkpoint directory: made by rank 0, named to everyone.
-std::string shared_dir(Comm& comm, const std::string& tag) {
-  std::string dir;
-  if (comm.rank() == 0) {
-    dir = (std::filesystem::temp_directory_path() / ("lockstep-resume-" + tag + "-" + std::to_string(::getpid()))).string();
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast_string(dir, 0);
-  return dir;
-}
 
 // Trains cfg on comm; when stop_at > 0, asks to stop (on the LAST rank only, so the flag must be
 // agreed) once stop_at steps are done, saving into ckdir. When resume_from is set, starts from it.
@@ -81,13 +72,7 @@ Trace run(Comm& comm, const Config& cfg, std::shared_ptr<const DataSource> data,
   };
   Trainer trainer(cfg, comm, *be, ds, opts);
   self = &trainer;
-  if (!resume_from.empty()) {
-    CheckpointData ck;
-    if (comm.rank() == 0) ck = read_checkpoint(resume_from);
-    broadcast_checkpoint(comm, ck, 0);
-    EXPECT_EQ(resume_incompatibilities(ck, cfg), "");
-    trainer.restore(ck);
-  }
+  if (!resume_from.empty()) test::restore_from_file(comm, trainer, resume_from, cfg);
   t.result = trainer.run();
   t.params = trainer.model().get_params();
   return t;
@@ -121,7 +106,7 @@ TEST_P(BitwiseResume, ContinuesExactlyLikeTheUninterruptedRun) {
   cfg.schedule.gamma = 0.5;
   cfg.checkpoint.every_epochs = 0;
   cfg.checkpoint.at_end = false;
-  const std::string dir = shared_dir(*comm, "bitwise");
+  const std::string dir = test::shared_dir(*comm, "resume-bitwise");
 
   const Trace whole = run(*comm, cfg, data, 0, dir + "/whole");
   const Trace first = run(*comm, cfg, data, c.stop_at, dir + "/part");
@@ -157,7 +142,7 @@ TEST(BitwiseResumeAtEpochBoundary, AStopDuringTheEpochsEvaluationTakesNoFurtherS
   cfg.optimizer.name = OptimizerKind::adam;
   cfg.optimizer.lr = 0.01;
   cfg.checkpoint.every_epochs = 1;
-  const std::string dir = shared_dir(*comm, "boundary");
+  const std::string dir = test::shared_dir(*comm, "resume-boundary");
   const Trace whole = run(*comm, cfg, data, 0, dir + "/whole");
   const Trace first = run(*comm, cfg, data, 8, dir + "/part", "", /*at_boundary=*/true);
   ASSERT_TRUE(first.result.preempted);
@@ -205,7 +190,7 @@ TEST(ResumeAcrossWorldSizes, SameSamplesOnceAndSameWeights) {
   cfg.checkpoint.every_epochs = 0;
   cfg.checkpoint.at_end = false;
   const int64_t stop_at = 4;
-  const std::string dir = shared_dir(*comm, "worlds");
+  const std::string dir = test::shared_dir(*comm, "resume-worlds");
 
   for (bool many_first : {true, false}) {
     SCOPED_TRACE(many_first ? "world -> 1" : "1 -> world");

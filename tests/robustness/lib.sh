@@ -28,6 +28,43 @@ open(path, "wb").write(data)
 PY
 }
 
+# small_setup FILE [--gzip] [--no-test]: the small data set most end-to-end tests train on, in
+# D=$WORK/data (64 training samples of 4x4 pixels in 4 classes; 20 test samples unless --no-test;
+# --gzip: the training files gzip-compressed and named *.gz), and FILE holding the [data] and
+# [model] sections of a run on it (8 validation samples, a 16-8-4 MLP). Callers append [train]
+# and whatever else they need.
+small_setup() {
+  local file=$1 ext="" z="" with_test=1 test_img="" test_lab=""
+  shift
+  for opt; do
+    case $opt in
+      --gzip) ext=.gz z=gzip ;;
+      --no-test) with_test=0 ;;
+      *) fail "small_setup: unknown option $opt" ;;
+    esac
+  done
+  D=$WORK/data
+  mkdir -p "$D"
+  make_idx "$D/train-img$ext" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]" ${z:+"$z"}
+  make_idx "$D/train-lab$ext" u8 64 "[i % 4 for i in range(n)]" ${z:+"$z"}
+  if [ "$with_test" = 1 ]; then
+    test_img=$D/test-img test_lab=$D/test-lab
+    make_idx "$test_img" u8 20,4,4 "[random.randrange(256) for _ in range(n * d)]"
+    make_idx "$test_lab" u8 20 "[(i * 3) % 4 for i in range(n)]"
+  fi
+  cat >"$file" <<EOT
+[data]
+train_images = "$D/train-img$ext"
+train_labels = "$D/train-lab$ext"
+test_images = "$test_img"
+test_labels = "$test_lab"
+classes = 4
+val_size = 8
+[model]
+layers = [16, 8, 4]
+EOT
+}
+
 # make_h5 PATH N D FEATURES LABELS [nolabels]: an HDF5 data file with /features float32 (N, D) and
 # /labels int32 (N), written by h5import; FEATURES and LABELS are Python expressions as for make_idx.
 # LABEL_TYPE=u64 makes the labels uint64.

@@ -8,24 +8,8 @@ source "$(dirname "$0")/lib.sh"
 LIMIT=${LOCKSTEP_BAD_INPUT_LIMIT:-10}
 # Writes HDF5 files the HDF5 command-line tools cannot (tests/support/make_h5_case.cpp); CTest names it.
 MAKE_H5_CASE=${MAKE_H5_CASE:-$(dirname "$LOCKSTEP")/tests/make_h5_case}
-D=$WORK/data
-mkdir -p "$D"
-
-# ---- a small valid dataset: 64 training and 20 test images of 4x4, 4 classes --------------------
-make_idx "$D/train-img.gz" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]" gzip
-make_idx "$D/train-lab.gz" u8 64 "[i % 4 for i in range(n)]" gzip
-make_idx "$D/test-img" u8 20,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/test-lab" u8 20 "[(i * 3) % 4 for i in range(n)]"
-cat >"$WORK/base.toml" <<EOF
-[data]
-train_images = "$D/train-img.gz"
-train_labels = "$D/train-lab.gz"
-test_images = "$D/test-img"
-test_labels = "$D/test-lab"
-classes = 4
-val_size = 8
-[model]
-layers = [16, 8, 4]
+small_setup "$WORK/base.toml" --gzip
+cat >>"$WORK/base.toml" <<EOF
 [train]
 epochs = 2
 batch_size = 16

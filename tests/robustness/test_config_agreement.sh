@@ -9,20 +9,8 @@
 # fingerprints (train, eval; they used to train silently on two data sets); identical copies train.
 source "$(dirname "$0")/lib.sh"
 LIMIT=${LOCKSTEP_AGREE_LIMIT:-10}
-D=$WORK/data
-mkdir -p "$D"
-make_idx "$D/train-img" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/train-lab" u8 64 "[i % 4 for i in range(n)]"
-cat >"$WORK/a.toml" <<EOF
-[data]
-train_images = "$D/train-img"
-train_labels = "$D/train-lab"
-test_images = ""
-test_labels = ""
-classes = 4
-val_size = 8
-[model]
-layers = [16, 8, 4]
+small_setup "$WORK/a.toml" --no-test
+cat >>"$WORK/a.toml" <<EOF
 [train]
 epochs = 3
 batch_size = 12

@@ -11,20 +11,8 @@
 #     resets ignored signals): a resumed run whose metrics.jsonl is already at the limit fails its
 #     append with EFBIG while its checkpoint, a new and smaller file, is written.
 source "$(dirname "$0")/lib.sh"
-D=$WORK/data
-mkdir -p "$D"
-make_idx "$D/train-img" u8 64,4,4 "[random.randrange(256) for _ in range(n * d)]"
-make_idx "$D/train-lab" u8 64 "[i % 4 for i in range(n)]"
-cat >"$WORK/a.toml" <<EOT
-[data]
-train_images = "$D/train-img"
-train_labels = "$D/train-lab"
-test_images = ""
-test_labels = ""
-classes = 4
-val_size = 8
-[model]
-layers = [16, 8, 4]
+small_setup "$WORK/a.toml" --no-test
+cat >>"$WORK/a.toml" <<EOT
 [train]
 epochs = 3
 batch_size = 12

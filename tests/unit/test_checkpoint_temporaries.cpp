@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "lockstep/checkpointer.hpp"
 
@@ -37,6 +38,30 @@ TEST(CheckpointTemporaries, OnlyTheNamesASaveWritesAreRemoved) {
   EXPECT_EQ(left, expected);
   for (const auto& name : ours) EXPECT_TRUE(is_checkpoint_temporary(name)) << name;
   for (const auto& name : theirs) EXPECT_FALSE(is_checkpoint_temporary(name)) << name;
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointNames, OnlyTheNamesASaveWritesCarryAStep) {
+  EXPECT_EQ(checkpoint_step_of("/x/step-000000200.h5"), 200);
+  EXPECT_EQ(checkpoint_step_of(checkpoint_file_name(1234567890)), 1234567890);  // 10 digits
+  EXPECT_EQ(checkpoint_step_of("step-7.h5"), -1);                       // fewer than 9 digits: a user's
+  EXPECT_EQ(checkpoint_step_of("step-000000200-keep.h5"), -1);
+  EXPECT_EQ(checkpoint_step_of("step-000000200.h5.tmp-5"), -1);
+  EXPECT_EQ(checkpoint_step_of("step-1234567890123456789.h5"), -1);     // beyond int64: not ours
+  EXPECT_EQ(checkpoint_step_of("best.h5"), -1);
+}
+
+TEST(CheckpointNames, ListedNewestFirstByStepNumber) {
+  const fs::path dir = fs::temp_directory_path() / ("lockstep-names-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const int64_t step : {5, 1000000000, 40}) std::ofstream(dir / checkpoint_file_name(step)) << "x";
+  std::ofstream(dir / "step-7.h5") << "x";
+  const std::vector<std::string> listed = list_checkpoints(dir.string());
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(checkpoint_step_of(listed[0]), 1000000000);
+  EXPECT_EQ(checkpoint_step_of(listed[1]), 40);
+  EXPECT_EQ(checkpoint_step_of(listed[2]), 5);
   fs::remove_all(dir);
 }
 

@@ -16,6 +16,7 @@
 #include "lockstep/model.hpp"
 #include "lockstep/optimizer.hpp"
 #include "lockstep/trainer.hpp"
+#include "support/forwarding_backend.hpp"
 #include "support/test_support.hpp"
 #include "unit/expect_user_error.hpp"
 
@@ -25,51 +26,17 @@ namespace {
 using test::throws_user_error;
 
 // The CPU backend, counting the bytes asked of allocate() and allocate_host().
-class CountingBackend final : public Backend {
+class CountingBackend final : public test::ForwardingBackend {
  public:
   uint64_t device = 0, host = 0;
-  DeviceKind kind() const override { return DeviceKind::cpu; }
-  std::string describe() const override { return "counting " + be_->describe(); }
   void* allocate(size_t bytes) override {
     device += bytes;
-    return be_->allocate(bytes);
+    return ForwardingBackend::allocate(bytes);
   }
-  void release(void* p) noexcept override { be_->release(p); }
   void* allocate_host(size_t bytes) override {
     host += bytes;
-    return be_->allocate_host(bytes);
+    return ForwardingBackend::allocate_host(bytes);
   }
-  void release_host(void* p) noexcept override { be_->release_host(p); }
-  void to_device(void* d, const void* s, size_t b) override { be_->to_device(d, s, b); }
-  void to_host(void* d, const void* s, size_t b) override { be_->to_host(d, s, b); }
-  void copy(void* d, const void* s, size_t b) override { be_->copy(d, s, b); }
-  void fill(float* x, size_t n, float v) override { be_->fill(x, n, v); }
-  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
-            float beta, float* C, int ldc) override {
-    be_->gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-  }
-  void bias_act_forward(Activation a, int r, int c, const float* b, float* z, float* y) override {
-    be_->bias_act_forward(a, r, c, b, z, y);
-  }
-  void bias_act_backward(Activation a, int r, int c, const float* z, const float* y, float* dy, float* db,
-                         bool acc) override {
-    be_->bias_act_backward(a, r, c, z, y, dy, db, acc);
-  }
-  LossSums softmax_xent(int r, int c, const float* l, const int32_t* y, float* d) override {
-    return be_->softmax_xent(r, c, l, y, d);
-  }
-  LossSums distill_xent(int r, int c, const float* s, const float* t, const int32_t* y, const DistillCoef& k,
-                        float* d) override {
-    return be_->distill_xent(r, c, s, t, y, k, d);
-  }
-  double sum_squares(const float* x, size_t n) override { return be_->sum_squares(x, n); }
-  void optimizer_step(OptimizerKind k, const OptimStep& s, float* p, const float* g, float* s0, float* s1,
-                      size_t n) override {
-    be_->optimizer_step(k, s, p, g, s0, s1, n);
-  }
-
- private:
-  std::unique_ptr<Backend> be_ = make_cpu_backend();
 };
 
 TEST(MemoryPlan, EqualsWhatTheTrainerAllocatesFromItsBackend) {

@@ -13,6 +13,7 @@
 #include "lockstep/optimizer.hpp"
 #include "lockstep/rng.hpp"
 #include "lockstep/transfer.hpp"
+#include "support/forwarding_backend.hpp"
 #include "support/test_support.hpp"
 #include "unit/expect_user_error.hpp"
 
@@ -20,45 +21,14 @@ namespace lockstep {
 namespace {
 
 // The CPU backend, counting the GEMMs it is asked for (to see which work backward skips).
-class CountingBackend final : public Backend {
+class CountingBackend final : public test::ForwardingBackend {
  public:
-  CountingBackend() : cpu_(make_cpu_backend()) {}
   int gemms = 0;
-  DeviceKind kind() const override { return cpu_->kind(); }
-  std::string describe() const override { return "counting " + cpu_->describe(); }
-  void* allocate(size_t b) override { return cpu_->allocate(b); }
-  void release(void* p) noexcept override { cpu_->release(p); }
-  void to_device(void* d, const void* s, size_t b) override { cpu_->to_device(d, s, b); }
-  void to_host(void* d, const void* s, size_t b) override { cpu_->to_host(d, s, b); }
-  void copy(void* d, const void* s, size_t b) override { cpu_->copy(d, s, b); }
-  void fill(float* x, size_t n, float v) override { cpu_->fill(x, n, v); }
   void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) override {
     ++gemms;
-    cpu_->gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    ForwardingBackend::gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
   }
-  void bias_act_forward(Activation a, int r, int c, const float* b, float* z, float* y) override {
-    cpu_->bias_act_forward(a, r, c, b, z, y);
-  }
-  void bias_act_backward(Activation a, int r, int c, const float* z, const float* y, float* dy, float* db,
-                         bool acc) override {
-    cpu_->bias_act_backward(a, r, c, z, y, dy, db, acc);
-  }
-  LossSums softmax_xent(int r, int c, const float* z, const int32_t* y, float* dz) override {
-    return cpu_->softmax_xent(r, c, z, y, dz);
-  }
-  LossSums distill_xent(int r, int c, const float* s, const float* t, const int32_t* y, const DistillCoef& k,
-                        float* dz) override {
-    return cpu_->distill_xent(r, c, s, t, y, k, dz);
-  }
-  double sum_squares(const float* x, size_t n) override { return cpu_->sum_squares(x, n); }
-  void optimizer_step(OptimizerKind k, const OptimStep& s, float* p, const float* g, float* s0, float* s1,
-                      size_t n) override {
-    cpu_->optimizer_step(k, s, p, g, s0, s1, n);
-  }
-
- private:
-  std::unique_ptr<Backend> cpu_;
 };
 
 std::vector<float> numbered(size_t n, float base) {
